@@ -1,15 +1,7 @@
-"""BGP-4 messages, path attributes and capabilities on the wire (pure functions, no I/O).
+"""The wire types: messages, path attributes and capabilities as frozen dataclasses.
 
-One type per message, attribute and capability, named as the RFCs name them,
-with decoding and encoding side by side.  Nothing here opens a socket or reads
-a clock: bytes in, objects out; objects in, bytes out.
-
-Errors that must reset the session raise :class:`BgpError` carrying the exact
-NOTIFICATION code, subcode and data (RFC 4271 section 6, RFC 7606).  Errors
-that RFC 7606 handles without a reset (treat-as-withdraw, attribute discard)
-are reported on the decoded :class:`Update` instead.
-
-THIS FILE IS A SKELETON: the types are the contract; the codec is being filled in.
+These are the contract the rest of the speaker codes against; the codec in the
+sibling modules turns them into bytes and back.  Names follow the RFCs.
 """
 
 from __future__ import annotations
@@ -64,6 +56,7 @@ class HeaderSubcode(enum.IntEnum):
 
 
 class OpenSubcode(enum.IntEnum):
+    UNSPECIFIC = 0  # RFC 4271 6.2: a recognised optional parameter that is malformed
     UNSUPPORTED_VERSION_NUMBER = 1
     BAD_PEER_AS = 2
     BAD_BGP_IDENTIFIER = 3
@@ -84,6 +77,12 @@ class UpdateSubcode(enum.IntEnum):
     OPTIONAL_ATTRIBUTE_ERROR = 9
     INVALID_NETWORK_FIELD = 10
     MALFORMED_AS_PATH = 11
+
+
+class RouteRefreshSubcode(enum.IntEnum):
+    """RFC 7313 section 5 (error code 7)."""
+
+    INVALID_MESSAGE_LENGTH = 1
 
 
 class FsmSubcode(enum.IntEnum):
@@ -182,11 +181,7 @@ class UnknownCapability:
 
 
 Capability = (
-    Multiprotocol
-    | RouteRefreshCapability
-    | GracefulRestart
-    | FourOctetAs
-    | UnknownCapability
+    Multiprotocol | RouteRefreshCapability | GracefulRestart | FourOctetAs | UnknownCapability
 )
 
 
@@ -301,6 +296,27 @@ class LargeCommunities:
 
 
 @dataclass(frozen=True, slots=True)
+class OriginatorId:
+    """RFC 4456 type 9 (route reflection)."""
+
+    address: IPv4Address
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterList:
+    """RFC 4456 type 10 (route reflection)."""
+
+    cluster_ids: tuple[IPv4Address, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendedCommunities:
+    """RFC 4360 type 16; each extended community is a 64-bit integer."""
+
+    values: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MpReachNlri:
     """RFC 4760 type 14.  ``next_hops`` holds one address, or a global and a link-local (IPv6)."""
 
@@ -321,7 +337,11 @@ class MpUnreachNlri:
 
 @dataclass(frozen=True, slots=True)
 class UnknownAttribute:
-    """An attribute this speaker does not interpret; kept with its flags for transitive passing."""
+    """An attribute this speaker does not interpret; kept with its flags for transitive passing.
+
+    The decoder keeps only the Optional, Transitive and Partial bits of ``flags``;
+    the encoder chooses Extended Length itself from the value's size.
+    """
 
     flags: int
     type: int
@@ -337,6 +357,9 @@ PathAttribute = (
     | AtomicAggregate
     | Aggregator
     | Communities
+    | OriginatorId
+    | ClusterList
+    | ExtendedCommunities
     | LargeCommunities
     | MpReachNlri
     | MpUnreachNlri
@@ -372,9 +395,11 @@ class Update:
 
     ``withdrawn`` and ``nlri`` are the IPv4 fields outside MP attributes.
     ``treat_as_withdraw`` is set by the decoder when RFC 7606 says every NLRI
-    in this message must be handled as withdrawn; ``discarded`` names the
-    attributes the decoder dropped ("attribute discard"); ``errors`` says why,
-    for the log.
+    in this message must be handled as withdrawn: ``nlri`` and the prefixes of
+    any ``MpReachNlri`` are then kept intact for the caller to withdraw;
+    ``discarded`` names the type codes of the attributes the decoder dropped
+    ("attribute discard", later duplicates, AS4_* from a 4-octet speaker);
+    ``errors`` says why, for the log (also host bits masked off an NLRI).
     """
 
     withdrawn: tuple[IPv4Network, ...] = ()
@@ -384,7 +409,7 @@ class Update:
     discarded: tuple[int, ...] = ()
     errors: tuple[str, ...] = field(default=(), compare=False)
 
-    def attribute(self, cls: type[PathAttribute]) -> PathAttribute | None:  # type: ignore[valid-type]
+    def attribute(self, cls: type[PathAttribute]) -> PathAttribute | None:
         for attr in self.attributes:
             if isinstance(attr, cls):
                 return attr

@@ -1,0 +1,535 @@
+"""The one asyncio transport: sockets, TCP MD5, TTL and timers around the sans-IO session.
+
+A :class:`PeerSession` owns one configured peer.  It feeds what arrives on
+the TCP connection to the FSM (:mod:`spinelb.bgp.fsm`), executes the actions
+the FSM returns (connect, send, disconnect), arms one loop timer for the
+FSM's next deadline, and pulls UPDATEs from the peer's Adj-RIB-Out
+(:mod:`spinelb.bgp.rib`) only while the socket's send buffer is below a low
+water mark, so a KEEPALIVE is never queued behind a large table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import struct
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Any, Protocol
+
+from spinelb.bgp import fsm, wire
+from spinelb.bgp.rib import AdjRibOut, PathAttributes, end_of_rib
+from spinelb.bgp.wire import Address, BgpError, Family, MessageType, Prefix
+
+log = logging.getLogger("spinelb.session")
+
+TCP_MD5SIG = 14  # linux/tcp.h; Python has no constant
+TCP_MD5SIG_MAXKEYLEN = 80
+IPTOS_PREC_INTERNETCONTROL = 0xC0
+
+# Socket write-buffer marks: the RIB is asked for more UPDATEs only below LOW,
+# and at most BATCH octets at a time, so at most HIGH + BATCH octets ever sit in
+# front of a KEEPALIVE.
+WRITE_LOW = 16 * 1024
+WRITE_HIGH = 64 * 1024
+BATCH = 16 * 1024
+
+
+# --- sockets ---------------------------------------------------------------
+
+
+def md5sig(peer: Address, password: str | None) -> bytes:
+    """``struct tcp_md5sig`` for ``peer``; an empty key removes the signature."""
+    key = password.encode() if password else b""
+    if len(key) > TCP_MD5SIG_MAXKEYLEN:
+        raise ValueError("TCP MD5 key longer than 80 octets")
+    if isinstance(peer, IPv4Address):
+        addr = struct.pack("=H", socket.AF_INET) + struct.pack("!H", 0) + peer.packed
+    else:
+        addr = (
+            struct.pack("=H", socket.AF_INET6)
+            + struct.pack("!HI", 0, 0)
+            + peer.packed
+            + struct.pack("=I", 0)
+        )
+    addr = addr.ljust(128, b"\0")
+    return addr + struct.pack("=BBHi", 0, 0, len(key), 0) + key.ljust(TCP_MD5SIG_MAXKEYLEN, b"\0")
+
+
+def set_md5(sock: socket.socket, peer: Address, password: str | None) -> None:
+    """Sign (or stop signing) every segment to and from ``peer`` with TCP MD5 (RFC 2385)."""
+    if sock.family == socket.AF_INET6 and isinstance(peer, IPv4Address):
+        peer = IPv6Address(f"::ffff:{peer}")
+    sock.setsockopt(socket.IPPROTO_TCP, TCP_MD5SIG, md5sig(peer, password))
+
+
+def set_ttl(sock: socket.socket, ttl: int) -> None:
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, IPTOS_PREC_INTERNETCONTROL)
+
+
+def connecting_socket(
+    peer: Address, *, source: Address | None, ttl: int, password: str | None
+) -> socket.socket:
+    family = socket.AF_INET if peer.version == 4 else socket.AF_INET6
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_ttl(sock, ttl)
+        if password:
+            set_md5(sock, peer, password)
+        if source is not None:
+            sock.bind((str(source), 0))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+# --- what the speaker gives a session, and hears back --------------------
+
+
+class SessionObserver(Protocol):
+    """Hooks the speaker uses for logging and metrics."""
+
+    def state_changed(self, peer: str, old: fsm.State, new: fsm.State) -> None: ...
+    def message_sent(self, peer: str, msg_type: int, count: int) -> None: ...
+    def message_received(self, peer: str, msg: wire.Message) -> None: ...
+    def notification_sent(self, peer: str, msg: wire.Notification) -> None: ...
+
+
+RoutesFor = Callable[[Address, frozenset[Family]], Mapping[Prefix, PathAttributes]]
+
+
+@dataclass
+class PeerTarget:
+    """Where and how to reach a peer (the transport's slice of its config)."""
+
+    name: str
+    address: Address
+    port: int = 179
+    source_address: Address | None = None
+    ttl: int = 1
+    password: str | None = field(default=None, repr=False)
+    passive: bool = False
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection; hands bytes to its session, tells it when it can write."""
+
+    def __init__(self, session: PeerSession) -> None:
+        self.session = session
+        self.transport: asyncio.Transport | None = None
+        self.reader = wire.MessageReader()
+        self.paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
+
+    def data_received(self, data: bytes) -> None:
+        if self.session.connection is not self:
+            return
+        self.reader.feed(data)
+        try:
+            for msg_type, body in self.reader.messages():
+                msg = wire.decode(msg_type, body, asn4=self.session.asn4)
+                self.session.on_message(msg)
+                if self.session.connection is not self:
+                    return
+        except BgpError as err:
+            self.session.on_decode_error(err)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.session.on_connection_lost(self, exc)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self.session.schedule_pump()
+
+
+class PeerSession:
+    """Drives one peer's FSM over real sockets."""
+
+    def __init__(
+        self,
+        target: PeerTarget,
+        settings: fsm.SessionSettings,
+        *,
+        routes: RoutesFor,
+        observer: SessionObserver | None = None,
+    ) -> None:
+        self.target = target
+        self.settings = settings
+        self.routes = routes
+        self.observer = observer
+        self.fsm = fsm.Session(settings)
+        self.connection: _Connection | None = None
+        self.rib: AdjRibOut | None = None
+        self.received: set[Prefix] = set()
+        self.established_at: float | None = None  # wall clock, for status
+        self.last_error: str | None = None
+        self.local_address: Address | None = None
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._connect_task: asyncio.Task[None] | None = None
+        self._pump_scheduled = False
+        self._eor_pending: set[Family] = set()
+        self._closed = asyncio.Event()
+        self._stopping = False
+
+    # --- lifecycle -----------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    @property
+    def state(self) -> fsm.State:
+        return self.fsm.state
+
+    @property
+    def asn4(self) -> bool:
+        neg = self.fsm.negotiated
+        return True if neg is None else neg.asn4
+
+    def start(self) -> None:
+        self._run(self.fsm.start(self._loop.time()))
+
+    async def stop(self, reason: str = "", *, subcode: int = wire.CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
+                   withdraw: bool = True, timeout: float = 2.0) -> None:
+        """Withdraw every route, send Cease with ``reason``, close (RFC 4486, RFC 9003)."""
+        self._stopping = True
+        if withdraw and self.rib is not None and self.connection is not None:
+            self.rib.withdraw_all()
+            self._flush_rib()
+        actions = self.fsm.stop(self._loop.time(), reason=reason, subcode=subcode)
+        self._run(actions)
+        conn = self.connection
+        if conn is not None and conn.transport is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), timeout)
+            if conn.transport is not None:
+                conn.transport.abort()
+        self._cancel_connect()
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def accept(self, sock: socket.socket) -> bool:
+        """An incoming connection from this peer's address; True if taken."""
+        if self.connection is not None or self.fsm.state not in (fsm.State.ACTIVE, fsm.State.CONNECT):
+            return False
+        self._cancel_connect()
+        self._loop.create_task(self._adopt(sock, fsm.Event.TCP_CONNECTION_CONFIRMED))
+        return True
+
+    # --- FSM plumbing -------------------------------------------------------
+
+    def _run(self, actions: list[fsm.Action]) -> None:
+        for action in actions:
+            self._execute(action)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.fsm.next_deadline()
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._run(self.fsm.poll(self._loop.time()))
+
+    def _execute(self, action: fsm.Action) -> None:
+        if isinstance(action, fsm.Send):
+            self._send(action.message)
+        elif isinstance(action, fsm.Connect):
+            if not self.target.passive and self._connect_task is None:
+                self._connect_task = self._loop.create_task(self._connect())
+        elif isinstance(action, fsm.Disconnect):
+            self._disconnect()
+        elif isinstance(action, fsm.SessionEstablished):
+            self._established(action.negotiated)
+        elif isinstance(action, fsm.SessionDown):
+            self._down(action)
+        elif isinstance(action, fsm.Deliver):
+            self._deliver(action.update)
+        elif isinstance(action, fsm.RefreshRequested):
+            if self.rib is not None:
+                self.rib.refresh((action.afi, action.safi))
+                self._eor_pending.add((action.afi, action.safi))
+                self.schedule_pump()
+        elif isinstance(action, fsm.StateChanged):
+            log.info("state", extra={"peer": self.name, "old": action.old.value, "new": action.new.value})
+            if self.observer is not None:
+                self.observer.state_changed(self.name, action.old, action.new)
+
+    def _send(self, message: wire.Message) -> None:
+        conn = self.connection
+        if conn is None or conn.transport is None or conn.transport.is_closing():
+            return
+        conn.transport.write(wire.encode(message, asn4=self.asn4))
+        msg_type = _message_type(message)
+        self.fsm.message_sent(msg_type, self._loop.time())
+        if self.observer is not None:
+            self.observer.message_sent(self.name, msg_type, 1)
+        if isinstance(message, wire.Notification):
+            log.warning("sent NOTIFICATION " + fsm.describe_notification(message),
+                        extra={"peer": self.name})
+            if self.observer is not None:
+                self.observer.notification_sent(self.name, message)
+
+    async def _connect(self) -> None:
+        try:
+            sock = connecting_socket(
+                self.target.address,
+                source=self.target.source_address,
+                ttl=self.target.ttl,
+                password=self.target.password,
+            )
+        except OSError as err:
+            self._connect_task = None
+            self.last_error = f"socket: {err.strerror or err}"
+            self._run(self.fsm.handle(fsm.Event.TCP_CONNECTION_FAILS, self._loop.time()))
+            return
+        try:
+            await self._loop.sock_connect(sock, (str(self.target.address), self.target.port))
+        except asyncio.CancelledError:
+            sock.close()
+            raise
+        except OSError as err:
+            sock.close()
+            self._connect_task = None
+            self.last_error = f"connect: {err.strerror or err}"
+            self._run(self.fsm.handle(fsm.Event.TCP_CONNECTION_FAILS, self._loop.time()))
+            return
+        self._connect_task = None
+        await self._adopt(sock, fsm.Event.TCP_CR_ACKED)
+
+    async def _adopt(self, sock: socket.socket, event: fsm.Event) -> None:
+        conn = _Connection(self)
+        self.connection = conn
+        self._closed.clear()
+        try:
+            await self._loop.create_connection(lambda: conn, sock=sock)
+        except OSError as err:
+            self.connection = None
+            sock.close()
+            self.last_error = f"connection: {err}"
+            self._run(self.fsm.handle(fsm.Event.TCP_CONNECTION_FAILS, self._loop.time()))
+            return
+        local = sock.getsockname()[0]
+        self.local_address = _unmapped(ip_address(local))
+        self._run(self.fsm.handle(event, self._loop.time()))
+
+    def _cancel_connect(self) -> None:
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            self._connect_task = None
+
+    def _disconnect(self) -> None:
+        self._cancel_connect()
+        conn = self.connection
+        self.connection = None
+        self.rib = None
+        if conn is not None and conn.transport is not None:
+            conn.transport.close()  # flushes what was written (a NOTIFICATION) first
+        else:
+            self._closed.set()
+
+    # --- events from the connection --------------------------------------
+
+    def on_message(self, msg: wire.Message) -> None:
+        if self.observer is not None:
+            self.observer.message_received(self.name, msg)
+        if isinstance(msg, wire.Notification):
+            self.last_error = "received NOTIFICATION " + fsm.describe_notification(msg)
+            log.warning(self.last_error, extra={"peer": self.name})
+        self._run(self.fsm.receive(msg, self._loop.time()))
+
+    def on_decode_error(self, err: BgpError) -> None:
+        self.last_error = f"sent {err.code}/{err.subcode}: {err.reason or err}"
+        log.warning("malformed message", extra={"peer": self.name, "error": str(err)})
+        self._run(self.fsm.decode_error(err, self._loop.time()))
+
+    def on_connection_lost(self, conn: _Connection, exc: Exception | None) -> None:
+        if conn is not self.connection:
+            self._closed.set()
+            return
+        self.connection = None
+        self.rib = None
+        self._closed.set()
+        if exc is not None:
+            self.last_error = f"connection lost: {exc}"
+        if not self._stopping:
+            self._run(self.fsm.handle(fsm.Event.TCP_CONNECTION_FAILS, self._loop.time()))
+
+    # --- Established: the Adj-RIB-Out ------------------------------------------
+
+    def _established(self, negotiated: fsm.Negotiated) -> None:
+        self.established_at = time.time()
+        self.last_error = None
+        self.received.clear()
+        self.rib = AdjRibOut(families=negotiated.families, asn4=negotiated.asn4)
+        self._eor_pending = set(negotiated.families)
+        self.refresh_routes()
+
+    def refresh_routes(self) -> None:
+        """Recompute what this peer should carry; only the difference is sent."""
+        if self.rib is None or self.local_address is None:
+            return
+        self.rib.replace(self.routes(self.local_address, self.rib.families))
+        self.schedule_pump()
+
+    def schedule_pump(self) -> None:
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            self._loop.call_soon(self._pump)
+
+    def _pump(self) -> None:
+        self._pump_scheduled = False
+        conn, rib = self.connection, self.rib
+        if conn is None or conn.transport is None or rib is None or conn.paused:
+            return
+        messages = rib.take(BATCH)
+        if messages:
+            conn.transport.write(b"".join(messages))
+            self.fsm.message_sent(MessageType.UPDATE, self._loop.time())
+            if self.observer is not None:
+                self.observer.message_sent(self.name, MessageType.UPDATE, len(messages))
+            self.schedule_pump()  # yield to the loop between batches
+            return
+        if self._eor_pending:
+            for family in sorted(self._eor_pending):
+                conn.transport.write(end_of_rib(family, asn4=rib.asn4))
+            self._eor_pending.clear()
+            self.fsm.message_sent(MessageType.UPDATE, self._loop.time())
+
+    def _flush_rib(self) -> None:
+        """Write every pending change now (used for the withdrawals before a shutdown)."""
+        conn, rib = self.connection, self.rib
+        if conn is None or conn.transport is None or rib is None:
+            return
+        while rib.pending():
+            conn.transport.write(b"".join(rib.take(1 << 20)))
+
+    def _down(self, action: fsm.SessionDown) -> None:
+        if action.reason:
+            self.last_error = action.reason
+        self.established_at = None
+        self.rib = None
+        self.received.clear()
+        log.info("session down", extra={"peer": self.name, "reason": action.reason})
+
+    def _deliver(self, update: wire.Update) -> None:
+        received = self.received
+        for prefix in update.withdrawn:
+            received.discard(prefix)
+        mp_reach: tuple[Prefix, ...] = ()
+        for attr in update.attributes:
+            if isinstance(attr, wire.MpUnreachNlri):
+                received.difference_update(attr.withdrawn)
+            elif isinstance(attr, wire.MpReachNlri):
+                mp_reach = attr.nlri
+        if update.treat_as_withdraw:
+            received.difference_update(update.nlri)
+            received.difference_update(mp_reach)
+        else:
+            received.update(update.nlri)
+            received.update(mp_reach)
+
+    # --- status ------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        up = self.established_at
+        return {
+            "name": self.name,
+            "address": str(self.target.address),
+            "state": self.fsm.state.value,
+            "uptime_seconds": None if up is None else round(time.time() - up, 3),
+            "advertised": 0 if self.rib is None else self.rib.advertised,
+            "received": len(self.received),
+            "last_error": self.last_error,
+            "local_address": None if self.local_address is None else str(self.local_address),
+        }
+
+
+def _unmapped(addr: Address) -> Address:
+    if isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def _message_type(message: wire.Message) -> int:
+    if isinstance(message, wire.Open):
+        return MessageType.OPEN
+    if isinstance(message, wire.Update):
+        return MessageType.UPDATE
+    if isinstance(message, wire.Notification):
+        return MessageType.NOTIFICATION
+    if isinstance(message, wire.Keepalive):
+        return MessageType.KEEPALIVE
+    return MessageType.ROUTE_REFRESH
+
+
+class Listener:
+    """The optional BGP listener: hands each incoming connection to the session of its peer.
+
+    TCP MD5 keys are set on the listening socket per peer, so the kernel drops
+    unsigned or wrongly signed SYNs before they reach us.
+    """
+
+    def __init__(self, host: str, port: int, sessions: Mapping[Address, PeerSession]) -> None:
+        self.host = host
+        self.port = port
+        self.sessions = sessions
+        self._sock: socket.socket | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        addr = ip_address(self.host)
+        family = socket.AF_INET if addr.version == 4 else socket.AF_INET6
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        for peer_addr, session in self.sessions.items():
+            if session.target.password and (family == socket.AF_INET6 or peer_addr.version == 4):
+                set_md5(sock, peer_addr, session.target.password)
+        sock.bind((self.host, self.port))
+        sock.listen(64)
+        sock.setblocking(False)
+        self._sock = sock
+        self._task = asyncio.get_running_loop().create_task(self._accept_loop(sock))
+
+    async def _accept_loop(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            conn, addr = await loop.sock_accept(sock)
+            peer = _unmapped(ip_address(addr[0]))
+            session = self.sessions.get(peer)
+            if session is None or not session.accept(conn):
+                log.info("connection refused", extra={"from": str(peer)})
+                conn.close()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._sock is not None:
+            self._sock.close()

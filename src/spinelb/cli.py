@@ -1,0 +1,60 @@
+"""The ``spinelb`` command: ``speaker``, ``status`` and ``check-config``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from spinelb import __version__
+
+
+def _speaker(args: argparse.Namespace) -> int:
+    from spinelb.config import ConfigError, load_config
+    from spinelb.speaker import logfmt
+    from spinelb.speaker.speaker import Speaker
+
+    path = Path(args.config)
+    try:
+        config = load_config(path)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"{path}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    logfmt.setup(args.log_level or config.log_level)
+    return asyncio.run(Speaker(config, config_path=path).run())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="spinelb", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"spinelb {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    speaker = sub.add_parser("speaker", help="run the BGP speaker in the foreground")
+    speaker.add_argument("--config", required=True, help="the speaker's YAML config file")
+    speaker.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    speaker.set_defaults(func=_speaker)
+
+    sub.add_parser("status", help="show a running speaker's sessions and announcements",
+                   add_help=False)
+    sub.add_parser("check-config", help="validate a speaker config file", add_help=False)
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "status":
+        from spinelb.status import main as status_main
+
+        return status_main(argv[1:])
+    if argv and argv[0] == "check-config":
+        from spinelb.status import check_main
+
+        return check_main(argv[1:])
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The speaker's config file: model, loading, validation and reload diffs.
+
+Independent of the protocol code (it borrows only the wire's types)::
+
+    config = load_config("/etc/spinelb/speaker.yaml")   # raises ConfigError
+    diff = config_diff(old, config)                     # on SIGHUP
+
+See docs/speaker-config.md for every key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .diff import ConfigDiff, PeerChange, config_diff
+from .document import DocumentError, load_document
+from .model import (
+    FAMILY_NAMES,
+    Announcement,
+    ApiConfig,
+    ConfigError,
+    GracefulRestartConfig,
+    ListenConfig,
+    PeerConfig,
+    Problem,
+    RouteAttributes,
+    SpeakerConfig,
+    family_name,
+)
+from .validation import collector_paused, parse_config
+from .values import format_community
+
+__all__ = [
+    "FAMILY_NAMES",
+    "Announcement",
+    "ApiConfig",
+    "ConfigDiff",
+    "ConfigError",
+    "GracefulRestartConfig",
+    "ListenConfig",
+    "PeerChange",
+    "PeerConfig",
+    "Problem",
+    "RouteAttributes",
+    "SpeakerConfig",
+    "config_diff",
+    "family_name",
+    "format_community",
+    "load_config",
+    "parse_config",
+]
+
+
+def load_config(path: str | os.PathLike[str]) -> SpeakerConfig:
+    """Read, parse and validate the config file at ``path``; raises :class:`ConfigError`.
+
+    A relative ``password_file`` is looked for next to the config file.
+    """
+    file_path = Path(path)
+    source = str(file_path)
+    try:
+        text = file_path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            [Problem("<file>", source, f"cannot read the config: {reason}")], source
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            [Problem("<file>", source, "the config is not UTF-8 text")], source
+        ) from None
+    with collector_paused():
+        try:
+            data = load_document(text)
+        except DocumentError as exc:
+            raise ConfigError([Problem("<file>", source, str(exc))], source) from None
+        return parse_config(data, source=source, base_dir=file_path.parent)

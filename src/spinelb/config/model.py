@@ -1,0 +1,230 @@
+"""The speaker's configuration as frozen, validated values.
+
+Everything here has already been checked by :func:`spinelb.config.parse_config`:
+addresses are :mod:`ipaddress` objects, defaults are filled in (a peer's
+``local_asn``, ``keepalive`` and ``families``; an announcement's ``peers``),
+and a BGP password lives only in :attr:`PeerConfig.password`, which is never
+part of a repr.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from spinelb.bgp.wire import (
+    IPV4_UNICAST,
+    IPV6_UNICAST,
+    Address,
+    Family,
+    LargeCommunity,
+    Prefix,
+)
+
+DEFAULT_API_PORT = 7473
+DEFAULT_BGP_PORT = 179
+DEFAULT_HOLD_TIME = 90
+DEFAULT_CONNECT_RETRY = 5.0
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_API_ADDRESS = IPv4Address("127.0.0.1")
+
+#: The config's names for the address families (AFI, SAFI) the speaker carries.
+FAMILY_NAMES: dict[str, Family] = {"ipv4-unicast": IPV4_UNICAST, "ipv6-unicast": IPV6_UNICAST}
+
+
+def family_name(family: Family) -> str:
+    """The config's name of ``family`` ("ipv4-unicast"), or "afi/safi" for any other."""
+    for name, value in FAMILY_NAMES.items():
+        if value == family:
+            return name
+    return f"{family[0]}/{family[1]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a config: where (``peers[1].hold_time``), what was there, and why.
+
+    ``value`` is the offending scalar; mappings and lists are summarised
+    (``<mapping>``, ``<list>``) and secrets are stored as ``<redacted>``, so a
+    problem can be logged or printed as it is.
+    """
+
+    path: str
+    value: object
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message} (got {self.value!r})"
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; :attr:`problems` lists every problem found, in file order."""
+
+    def __init__(self, problems: list[Problem], source: str = "<config>") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(self._summary())
+
+    def _summary(self) -> str:
+        count = len(self.problems)
+        lines = [f"{self.source}: {count} problem{'s' if count != 1 else ''}"]
+        lines.extend(f"  {problem}" for problem in self.problems)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """Where the local HTTP API listens; ``address`` None means the API is disabled."""
+
+    address: Address | None
+    port: int = DEFAULT_API_PORT
+
+    @property
+    def enabled(self) -> bool:
+        return self.address is not None
+
+    @property
+    def listen(self) -> str | None:
+        """``host:port`` (``[v6]:port`` for IPv6), as written in the config; None when disabled."""
+        if self.address is None:
+            return None
+        if self.address.version == 6:
+            return f"[{self.address}]:{self.port}"
+        return f"{self.address}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    """The optional BGP listener for passive peers (and collisions with active ones)."""
+
+    address: Address
+    port: int = DEFAULT_BGP_PORT
+
+
+@dataclass(frozen=True, slots=True)
+class GracefulRestartConfig:
+    """Advertise the graceful restart capability (RFC 4724) with this restart time (seconds)."""
+
+    restart_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConfig:
+    """One BGP neighbor (a spine switch), with every default resolved.
+
+    ``password`` is the TCP MD5 key (RFC 2385), read from ``password_file``
+    when that was given; it is excluded from the repr and from comparisons'
+    output, and must never be logged.
+    """
+
+    name: str
+    address: Address
+    asn: int
+    local_asn: int
+    families: tuple[Family, ...]
+    source_address: Address | None = None
+    port: int = DEFAULT_BGP_PORT
+    hold_time: int = DEFAULT_HOLD_TIME
+    keepalive: int = DEFAULT_HOLD_TIME // 3
+    password: str | None = field(default=None, repr=False)
+    password_file: Path | None = None
+    passive: bool = False
+    multihop_ttl: int = 1
+    connect_retry: float = DEFAULT_CONNECT_RETRY
+
+    @property
+    def ibgp(self) -> bool:
+        """True when the peer is in our own AS (LOCAL_PREF is sent only then)."""
+        return self.asn == self.local_asn
+
+    @property
+    def has_password(self) -> bool:
+        return self.password is not None
+
+    def carries(self, family: Family) -> bool:
+        return family in self.families
+
+
+@dataclass(frozen=True, slots=True)
+class RouteAttributes:
+    """The path attributes an announcement asks for, shared by every announcement that asks the same.
+
+    Announcements with equal attributes share one object (the config loader
+    makes sure of it), which is what the Adj-RIB-Out groups by when it packs
+    many prefixes into one UPDATE.  ``next_hop`` None means "self" (the
+    session's own address).  ``local_pref`` is sent on iBGP sessions only.
+    """
+
+    next_hop: Address | None = None
+    communities: tuple[int, ...] = ()
+    large_communities: tuple[LargeCommunity, ...] = ()
+    local_pref: int | None = None
+    med: int | None = None
+
+
+DEFAULT_ROUTE_ATTRIBUTES = RouteAttributes()
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A prefix to announce, to which peers, with which attributes.
+
+    ``peers`` is resolved: the names given, or every peer whose families
+    include the prefix's family, in config order.
+    """
+
+    prefix: Prefix
+    peers: tuple[str, ...]
+    attributes: RouteAttributes = DEFAULT_ROUTE_ATTRIBUTES
+
+    @property
+    def family(self) -> Family:
+        return IPV4_UNICAST if self.prefix.version == 4 else IPV6_UNICAST
+
+    @property
+    def next_hop(self) -> Address | None:
+        """The next hop to send, or None for "self" (the session's local address)."""
+        return self.attributes.next_hop
+
+    @property
+    def communities(self) -> tuple[int, ...]:
+        return self.attributes.communities
+
+    @property
+    def large_communities(self) -> tuple[LargeCommunity, ...]:
+        return self.attributes.large_communities
+
+    @property
+    def local_pref(self) -> int | None:
+        return self.attributes.local_pref
+
+    @property
+    def med(self) -> int | None:
+        return self.attributes.med
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerConfig:
+    """The whole file: identity, API, optional listener, peers and announcements."""
+
+    node_name: str
+    router_id: Address
+    local_asn: int | None
+    peers: tuple[PeerConfig, ...]
+    announcements: tuple[Announcement, ...] = ()
+    api: ApiConfig = field(default_factory=lambda: ApiConfig(DEFAULT_API_ADDRESS))
+    listen: ListenConfig | None = None
+    log_level: str = "info"
+    graceful_restart: GracefulRestartConfig | None = None
+
+    def peer(self, name: str) -> PeerConfig:
+        """The peer called ``name``; KeyError if there is none."""
+        for peer in self.peers:
+            if peer.name == name:
+                return peer
+        raise KeyError(name)
+
+    def announcements_for(self, peer: str) -> list[Announcement]:
+        """The announcements that go to the peer called ``peer``, in config order."""
+        return [ann for ann in self.announcements if peer in ann.peers]

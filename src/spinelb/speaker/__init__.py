@@ -1,0 +1,1 @@
+"""The speaker process: sessions to the spines, the announcements they carry, the local API."""

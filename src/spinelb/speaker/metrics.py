@@ -1,0 +1,145 @@
+"""Prometheus metrics of the speaker's sessions and announcements.
+
+:class:`SpeakerMetrics` owns its own registry (never the process-wide
+default), so several speakers in one test process do not collide.  The
+speaker calls the methods below as things happen; ``GET /metrics`` serves
+:meth:`SpeakerMetrics.render`.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+#: The RFC 4271 session states, as the ``state`` label spells them.
+SESSION_STATES = ("Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established")
+
+Direction = Literal["sent", "received"]
+
+
+class SpeakerMetrics:
+    """The speaker's metrics (``spinelb_*``), with the calls that update them."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.session_up = Gauge(
+            "spinelb_session_up",
+            "1 when the BGP session is Established, else 0",
+            ["peer"],
+            registry=r,
+        )
+        self.session_state_gauge = Gauge(
+            "spinelb_session_state",
+            "1 for the session's current RFC 4271 state, 0 for the others",
+            ["peer", "state"],
+            registry=r,
+        )
+        self.updates_sent = Counter(
+            "spinelb_updates_sent", "UPDATE messages sent", ["peer"], registry=r
+        )
+        self.updates_received = Counter(
+            "spinelb_updates_received", "UPDATE messages received", ["peer"], registry=r
+        )
+        self.prefixes_advertised = Gauge(
+            "spinelb_prefixes_advertised",
+            "Prefixes in the peer's Adj-RIB-Out",
+            ["peer"],
+            registry=r,
+        )
+        self.prefixes_received = Gauge(
+            "spinelb_prefixes_received",
+            "Prefixes the peer has announced to us",
+            ["peer"],
+            registry=r,
+        )
+        self.notifications_sent = Counter(
+            "spinelb_notifications_sent",
+            "NOTIFICATION messages sent, by error code and subcode",
+            ["peer", "code", "subcode"],
+            registry=r,
+        )
+        self.notifications_received = Counter(
+            "spinelb_notifications_received",
+            "NOTIFICATION messages received, by error code and subcode",
+            ["peer", "code", "subcode"],
+            registry=r,
+        )
+        self.session_flaps = Counter(
+            "spinelb_session_flaps", "Times the session left Established", ["peer"], registry=r
+        )
+        self.announcements_gauge = Gauge(
+            "spinelb_announcements", "Announcements in the speaker's config", registry=r
+        )
+        self._states: dict[str, str] = {}
+        self._notification_labels: dict[str, set[tuple[str, str, Direction]]] = {}
+
+    def session_state(self, peer: str, state_name: str) -> None:
+        """The peer's session is now in ``state_name`` (an RFC 4271 name, see SESSION_STATES)."""
+        if state_name not in SESSION_STATES:
+            raise ValueError(f"not an RFC 4271 session state: {state_name!r}")
+        previous = self._states.get(peer)
+        self._states[peer] = state_name
+        for state in SESSION_STATES:
+            self.session_state_gauge.labels(peer, state).set(1 if state == state_name else 0)
+        self.session_up.labels(peer).set(1 if state_name == "Established" else 0)
+        if previous == "Established" and state_name != "Established":
+            self.session_flaps.labels(peer).inc()
+        else:
+            self.session_flaps.labels(peer)  # show the peer's counter at 0 from the start
+
+    def update_sent(self, peer: str, n: int = 1) -> None:
+        self.updates_sent.labels(peer).inc(n)
+
+    def update_received(self, peer: str, n: int = 1) -> None:
+        self.updates_received.labels(peer).inc(n)
+
+    def notification(self, peer: str, code: int, subcode: int, direction: Direction) -> None:
+        """A NOTIFICATION (``code``/``subcode``) was sent to or received from the peer."""
+        counter = self.notifications_sent if direction == "sent" else self.notifications_received
+        labels = (str(int(code)), str(int(subcode)))
+        counter.labels(peer, *labels).inc()
+        self._notification_labels.setdefault(peer, set()).add((*labels, direction))
+
+    def advertised(self, peer: str, count: int) -> None:
+        """The peer's Adj-RIB-Out now holds ``count`` prefixes."""
+        self.prefixes_advertised.labels(peer).set(count)
+
+    def received(self, peer: str, count: int) -> None:
+        """The peer has ``count`` prefixes announced to us."""
+        self.prefixes_received.labels(peer).set(count)
+
+    def announcements(self, count: int) -> None:
+        """The config now has ``count`` announcements."""
+        self.announcements_gauge.set(count)
+
+    def remove_peer(self, peer: str) -> None:
+        """Forget a peer removed from the config (its series disappear from /metrics)."""
+        for metric in (
+            self.session_up,
+            self.updates_sent,
+            self.updates_received,
+            self.prefixes_advertised,
+            self.prefixes_received,
+            self.session_flaps,
+        ):
+            _remove(metric, peer)
+        for state in SESSION_STATES:
+            _remove(self.session_state_gauge, peer, state)
+        for code, subcode, direction in self._notification_labels.pop(peer, set()):
+            counter = (
+                self.notifications_sent if direction == "sent" else self.notifications_received
+            )
+            _remove(counter, peer, code, subcode)
+        self._states.pop(peer, None)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return bytes(generate_latest(self.registry))
+
+
+def _remove(metric: Gauge | Counter, *labels: str) -> None:
+    with suppress(KeyError):  # never set for this peer
+        metric.remove(*labels)

@@ -1,0 +1,256 @@
+"""The local HTTP API served on 127.0.0.1:0, asked with real HTTP requests; and the metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from spinelb.config import parse_config
+from spinelb.speaker.api import ApiServer, SpeakerStatus, announced_status
+from spinelb.speaker.metrics import SpeakerMetrics
+
+STATUS: SpeakerStatus = {
+    "node_name": "ncn-w001",
+    "router_id": "10.252.1.10",
+    "version": "0.1.0",
+    "peers": [
+        {
+            "name": "spine-1",
+            "address": "10.252.0.2",
+            "asn": 65533,
+            "local_asn": 65531,
+            "state": "Established",
+            "uptime_seconds": 12.5,
+            "advertised": 3,
+            "received": 0,
+            "last_error": None,
+            "families": ["ipv4-unicast"],
+        }
+    ],
+    "announced": [{"prefix": "10.102.10.129/32", "peers": ["spine-1"], "next_hop": "self"}],
+}
+
+
+class Reply:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+
+def http(port: int, path: str, method: str = "GET") -> Reply:
+    """One real HTTP request with urllib (blocking; run it in a thread)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return Reply(response.status, dict(response.headers), response.read())
+    except urllib.error.HTTPError as error:
+        return Reply(error.code, dict(error.headers), error.read())
+
+
+async def raw(port: int, data: bytes) -> bytes:
+    """Send ``data`` as it is and read the whole answer (the server closes the connection)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return answer
+
+
+def serve(
+    test: Callable[[ApiServer], Awaitable[None]],
+    *,
+    healthy: Callable[[], bool] = lambda: True,
+    status: Callable[[], Any] = lambda: STATUS,
+) -> None:
+    metrics = SpeakerMetrics()
+    metrics.session_state("spine-1", "Established")
+
+    async def run() -> None:
+        server = ApiServer("127.0.0.1", 0, status=status, metrics=metrics.render, healthy=healthy)
+        await server.start()
+        try:
+            assert server.port != 0
+            await test(server)
+        finally:
+            await server.close()
+
+    asyncio.run(run())
+
+
+def test_status_is_json() -> None:
+    async def check(server: ApiServer) -> None:
+        reply = await asyncio.to_thread(http, server.port, "/status")
+        assert reply.status == 200
+        assert reply.headers["Content-Type"] == "application/json"
+        assert json.loads(reply.body) == STATUS
+
+    serve(check)
+
+
+def test_metrics_are_prometheus_text() -> None:
+    async def check(server: ApiServer) -> None:
+        reply = await asyncio.to_thread(http, server.port, "/metrics")
+        assert reply.status == 200
+        assert reply.headers["Content-Type"] == CONTENT_TYPE_LATEST
+        assert b'spinelb_session_up{peer="spine-1"} 1.0' in reply.body
+
+    serve(check)
+
+
+@pytest.mark.parametrize(
+    ("healthy", "code", "body"), [(True, 200, b"ok\n"), (False, 503, b"unhealthy\n")]
+)
+def test_healthz(healthy: bool, code: int, body: bytes) -> None:
+    async def check(server: ApiServer) -> None:
+        reply = await asyncio.to_thread(http, server.port, "/healthz")
+        assert (reply.status, reply.body) == (code, body)
+
+    serve(check, healthy=lambda: healthy)
+
+
+def test_unknown_path_is_404() -> None:
+    async def check(server: ApiServer) -> None:
+        assert (await asyncio.to_thread(http, server.port, "/nope")).status == 404
+
+    serve(check)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_other_methods_are_405(method: str) -> None:
+    async def check(server: ApiServer) -> None:
+        reply = await asyncio.to_thread(http, server.port, "/status", method)
+        assert reply.status == 405
+        assert reply.headers["Allow"] == "GET"
+
+    serve(check)
+
+
+def test_query_string_is_ignored() -> None:
+    async def check(server: ApiServer) -> None:
+        assert (await asyncio.to_thread(http, server.port, "/healthz?verbose=1")).status == 200
+
+    serve(check)
+
+
+def test_oversized_request_head_is_refused() -> None:
+    async def check(server: ApiServer) -> None:
+        answer = await raw(server.port, b"GET /status HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 431 ")
+
+    serve(check)
+
+
+def test_malformed_request_line_is_400() -> None:
+    async def check(server: ApiServer) -> None:
+        answer = await raw(server.port, b"HELLO\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400 ")
+
+    serve(check)
+
+
+def test_failing_status_is_500_and_the_server_carries_on() -> None:
+    def broken() -> Any:
+        raise RuntimeError("boom")
+
+    async def check(server: ApiServer) -> None:
+        assert (await asyncio.to_thread(http, server.port, "/status")).status == 500
+        assert (await asyncio.to_thread(http, server.port, "/healthz")).status == 200
+
+    serve(check, status=broken)
+
+
+def test_announced_status_from_config() -> None:
+    config = parse_config(
+        {
+            "node_name": "w",
+            "router_id": "10.0.0.1",
+            "local_asn": 65531,
+            "peers": [{"name": "s", "address": "10.0.0.2", "asn": 65533}],
+            "announce": [
+                {"prefix": "10.1.0.1/32"},
+                {"prefix": "10.1.0.2/32", "next_hop": "10.0.0.9"},
+            ],
+        }
+    )
+    assert announced_status(config.announcements) == [
+        {"prefix": "10.1.0.1/32", "peers": ["s"], "next_hop": "self"},
+        {"prefix": "10.1.0.2/32", "peers": ["s"], "next_hop": "10.0.0.9"},
+    ]
+
+
+# --- metrics -------------------------------------------------------------------
+
+
+def samples(metrics: SpeakerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the rendered text, by (name, sorted labels)."""
+    found = {}
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_metrics_follow_the_session() -> None:
+    metrics = SpeakerMetrics()
+    metrics.session_state("spine-1", "Active")
+    metrics.session_state("spine-1", "Established")
+    metrics.update_sent("spine-1", 3)
+    metrics.update_received("spine-1")
+    metrics.advertised("spine-1", 100)
+    metrics.received("spine-1", 2)
+    metrics.notification("spine-1", 6, 2, "sent")
+    metrics.notification("spine-1", 4, 0, "received")
+    metrics.session_state("spine-1", "Idle")
+    metrics.announcements(100)
+    found = samples(metrics)
+    peer = (("peer", "spine-1"),)
+    assert found[("spinelb_session_up", peer)] == 0
+    assert found[("spinelb_session_state", (("peer", "spine-1"), ("state", "Idle")))] == 1
+    assert found[("spinelb_session_state", (("peer", "spine-1"), ("state", "Established")))] == 0
+    assert found[("spinelb_updates_sent_total", peer)] == 3
+    assert found[("spinelb_updates_received_total", peer)] == 1
+    assert found[("spinelb_prefixes_advertised", peer)] == 100
+    assert found[("spinelb_prefixes_received", peer)] == 2
+    labels = (("code", "6"), ("peer", "spine-1"), ("subcode", "2"))
+    assert found[("spinelb_notifications_sent_total", labels)] == 1
+    labels = (("code", "4"), ("peer", "spine-1"), ("subcode", "0"))
+    assert found[("spinelb_notifications_received_total", labels)] == 1
+    assert found[("spinelb_session_flaps_total", peer)] == 1
+    assert found[("spinelb_announcements", ())] == 100
+
+
+def test_remove_peer_drops_its_series() -> None:
+    metrics = SpeakerMetrics()
+    for peer in ("spine-1", "spine-2"):
+        metrics.session_state(peer, "Established")
+        metrics.update_sent(peer)
+        metrics.notification(peer, 6, 4, "received")
+        metrics.advertised(peer, 1)
+    metrics.remove_peer("spine-1")
+    text = metrics.render().decode()
+    assert 'peer="spine-1"' not in text
+    assert 'peer="spine-2"' in text
+    metrics.remove_peer("never-seen")  # no error
+
+
+def test_each_speaker_has_its_own_registry() -> None:
+    first, second = SpeakerMetrics(), SpeakerMetrics()
+    first.session_state("a", "Established")
+    assert b'peer="a"' not in second.render()
+    shared = CollectorRegistry()
+    SpeakerMetrics(shared).announcements(7)
+    assert any(m.name == "spinelb_announcements" for m in shared.collect())
+
+
+def test_unknown_state_is_refused() -> None:
+    with pytest.raises(ValueError):
+        SpeakerMetrics().session_state("a", "Up")

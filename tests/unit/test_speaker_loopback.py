@@ -1,0 +1,99 @@
+"""Two speakers talking BGP to each other over loopback: the transport end to end, no namespaces."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from ipaddress import ip_network
+from typing import Any
+
+import pytest
+
+from spinelb.bgp.fsm import State
+from spinelb.config import parse_config
+from spinelb.speaker.speaker import Speaker
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def configs(port: int, n: int, **peer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    announcer = {
+        "node_name": "ncn-w001",
+        "router_id": "10.252.1.10",
+        "local_asn": 65531,
+        "api": {"listen": None},
+        "peers": [{"name": "spine", "address": "127.0.0.1", "asn": 65533, "port": port,
+                   "source_address": "127.0.0.2", "hold_time": 3, **peer}],
+        "announce": [{"prefix": f"10.92.{i // 256}.{i % 256}/32", "next_hop": "10.252.1.10"}
+                     for i in range(n)],
+    }
+    receiver = {
+        "node_name": "sw-spine-001",
+        "router_id": "10.2.0.2",
+        "local_asn": 65533,
+        "api": {"listen": None},
+        "listen": {"address": "127.0.0.1", "port": port},
+        "peers": [{"name": "w001", "address": "127.0.0.2", "asn": 65531, "passive": True,
+                   "hold_time": 3, **peer}],
+    }
+    return announcer, receiver
+
+
+async def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+async def run_pair(n: int, **peer: Any) -> None:
+    a_conf, b_conf = configs(free_port(), n, **peer)
+    a, b = Speaker(parse_config(a_conf)), Speaker(parse_config(b_conf))
+    await b.start()
+    await a.start()
+    try:
+        rx = b.sessions["w001"]
+        await wait_for(lambda: len(rx.received) == n)
+        assert a.sessions["spine"].state is State.ESTABLISHED
+        assert rx.received == {ip_network(f"10.92.{i // 256}.{i % 256}/32") for i in range(n)}
+        assert a.status()["peers"][0]["advertised"] == n
+        await a.shutdown("maintenance window 42")
+        await wait_for(lambda: rx.state is not State.ESTABLISHED)
+        assert not rx.received
+        assert rx.last_error is not None and "maintenance window 42" in rx.last_error
+    finally:
+        await a.shutdown("test over")
+        await b.shutdown("test over")
+
+
+def test_loopback_session_carries_every_prefix_and_shutdown_says_why() -> None:
+    asyncio.run(run_pair(2000))
+
+
+def test_loopback_session_with_tcp_md5() -> None:
+    asyncio.run(run_pair(10, password="s3cret-md5"))
+
+
+def test_md5_mismatch_never_establishes() -> None:
+    async def scenario() -> None:
+        a_conf, b_conf = configs(free_port(), 1, password="right")
+        b_conf["peers"][0]["password"] = "wrong"
+        a, b = Speaker(parse_config(a_conf)), Speaker(parse_config(b_conf))
+        await b.start()
+        await a.start()
+        try:
+            with pytest.raises(AssertionError):
+                await wait_for(lambda: b.sessions["w001"].state is State.ESTABLISHED, timeout=2)
+        finally:
+            await a.shutdown("test over")
+            await b.shutdown("test over")
+
+    asyncio.run(scenario())
