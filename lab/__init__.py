@@ -1,0 +1,1 @@
+"""Network-namespace lab for spinelb: namespaces, FRR/BIRD/GoBGP/ExaBGP peers, the reference site."""

@@ -1,0 +1,305 @@
+"""The reference-site lab: build it, tear it down, and judge whether it converged.
+
+``up`` creates one namespace per host named after it, one bridge per network
+in the ``lab-fabric`` namespace, attaches every host with its site addresses,
+starts FRR on the spines and a speaker on each worker, then waits for the
+expectations of reference-site/README.md.  ``down`` removes all of it, by the
+pid files and names ``up`` used; it is idempotent.
+
+A :class:`SiteLab` with a ``prefix`` (tests use ``slt<pid>-``) builds the same
+site under prefixed namespace names, so it can run while the lab is up.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from lab import frr
+from lab.frr import FrrRouter
+from lab.netns import LabError, Namespace, attach, check_ifname, wait_for
+from lab.site import Host, Site
+from lab.spine import render_spine
+from lab.worker import RUN_DIR, SPEAKERS, FrrWorker, SpinelbWorker, make_worker, refusal_probes
+
+FABRIC = "lab-fabric"
+SPINE_DAEMONS = ("zebra", "bgpd", "bfdd")
+CONVERGE_TIMEOUT = 60.0
+
+
+class SpeakerDied(RuntimeError):
+    """A worker's speaker process exited while the lab waited for convergence."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One expectation of the site's README and whether the lab meets it."""
+
+    expectation: str
+    ok: bool
+    detail: str = ""
+
+    def line(self) -> str:
+        state = "converged" if self.ok else f"NOT converged: {self.detail}"
+        return f"[{'ok' if self.ok else '!!'}] {self.expectation}: {state}"
+
+
+def port_name(host: Host, network: str) -> str:
+    """The fabric-side name of ``host``'s link to ``network`` (<= 15 characters)."""
+    return check_ifname(f"{host.name.replace('-', '')}-{network}")
+
+
+def _fmt(addresses: set[IPv4Address]) -> str:
+    return ", ".join(str(a) for a in sorted(addresses)) or "none"
+
+
+@dataclass
+class SiteLab:
+    """The site in namespaces named ``prefix + host``; speakers' files in ``run_dir``."""
+
+    site: Site
+    prefix: str = ""
+    run_dir: Path = RUN_DIR
+
+    # --- names ----------------------------------------------------------------
+
+    def ns(self, host: Host | str) -> Namespace:
+        name = host if isinstance(host, str) else host.name
+        return Namespace(f"{self.prefix}{name}")
+
+    @property
+    def fabric(self) -> Namespace:
+        return Namespace(f"{self.prefix}{FABRIC}")
+
+    def spine_router(self, spine: Host) -> FrrRouter:
+        return FrrRouter(self.ns(spine), daemons=SPINE_DAEMONS)
+
+    def worker_speaker(self, kind: str, worker: Host) -> SpinelbWorker | FrrWorker:
+        return make_worker(kind, self.site, worker, self.ns(worker).name, self.run_dir)
+
+    # --- up / down --------------------------------------------------------------
+
+    def build_network(self) -> None:
+        """Namespaces, bridges and links with the site's addresses (idempotent)."""
+        fabric = self.fabric.create()
+        for bridge in self.site.networks:
+            fabric.add_bridge(check_ifname(bridge))
+        for host in self.site.hosts.values():
+            ns = self.ns(host).create()
+            if host.loopback is not None:
+                ns.add_address("lo", f"{host.loopback}/32")
+            for net_name, network in self.site.networks.items():
+                if net_name in host.addresses:
+                    attach(ns, net_name, fabric, net_name, port_name(host, net_name),
+                           [host.cidr(network)])
+
+    def start_spines(self) -> None:
+        """Start FRR on every spine; return once each accepts its workers' connections.
+
+        A neighbor FRR has just configured sits in Idle for a moment and resets
+        connections that arrive then; speakers started in that window would
+        wait out their connect-retry timer.
+        """
+        for spine in self.site.spines.values():
+            config = render_spine(self.site, spine)
+            frr.check_config(config)
+            self.spine_router(spine).start(config)
+        for spine in self.site.spines.values():
+            router = self.spine_router(spine)
+
+            def listening(router: FrrRouter = router) -> bool:
+                peers = router.bgp_peers()
+                return bool(peers) and all(p.get("state") != "Idle" for p in peers.values())
+
+            wait_for(listening, timeout=15, interval=0.05,
+                     what=f"{spine.name}'s neighbors to leave Idle")
+
+    def start_workers(self, speaker: str) -> None:
+        for worker in self.site.workers.values():
+            self.worker_speaker(speaker, worker).start()
+
+    def up(self, speaker: str = "spinelb", timeout: float = CONVERGE_TIMEOUT) -> bool:
+        """Build the site (after tearing down any previous one), wait, print ``show``."""
+        started = time.monotonic()
+        self.down()
+        self.build_network()
+        self.start_spines()
+        self.start_workers(speaker)
+        converged = self.wait_converged(timeout, speaker)
+        elapsed = time.monotonic() - started
+        print(self.show())
+        state = "converged" if converged else "did NOT converge"
+        print(f"lab up ({speaker} speakers): {state} in {elapsed:.1f}s")
+        return converged
+
+    def wait_converged(self, timeout: float, speaker: str = "") -> bool:
+        """Wait until every verdict is ok; give up early if a speaker process died."""
+
+        def converged() -> bool:
+            if speaker:
+                dead = [w for w in self.site.workers.values()
+                        if not self.worker_speaker(speaker, w).running()]
+                if dead:
+                    raise SpeakerDied(self._death_report(speaker, dead))
+            return all(v.ok for v in self.check())
+
+        try:
+            wait_for(converged, timeout=timeout, interval=0.25, what="the site to converge")
+        except TimeoutError:
+            return False
+        except SpeakerDied as exc:
+            print(f"lab: {exc}")
+            return False
+        return True
+
+    def _death_report(self, speaker: str, dead: list[Host]) -> str:
+        lines = [f"{speaker} speaker exited on {', '.join(w.name for w in dead)}"]
+        for worker in dead:
+            handle = self.worker_speaker(speaker, worker)
+            if isinstance(handle, SpinelbWorker) and handle.log_path.exists():
+                tail = handle.log_path.read_text(errors="replace").splitlines()[-15:]
+                lines += [f"--- {handle.log_path} (last lines)", *tail]
+        return "\n".join(lines)
+
+    def down(self) -> None:
+        """Stop every speaker and FRR this lab started, delete its namespaces (idempotent)."""
+        for worker in self.site.workers.values():
+            for kind in SPEAKERS:
+                self.worker_speaker(kind, worker).stop()
+        for spine in self.site.spines.values():
+            self.spine_router(spine).cleanup()
+        for host in self.site.hosts.values():
+            ns = self.ns(host)
+            frr.stop_stale(ns.name)
+            leftover = ns.pids()
+            if leftover:
+                raise LabError(f"processes {leftover} still run in {ns.name}; not deleting it")
+            ns.delete()
+        self.fabric.delete()
+        if self.run_dir.exists():
+            for worker_name in self.site.workers:
+                for suffix in (".yaml", ".pid"):
+                    path = self.run_dir / f"{self.ns(worker_name).name}{suffix}"
+                    path.unlink(missing_ok=True)
+
+    # --- convergence ----------------------------------------------------------------
+
+    def kernel_next_hops(self, spine: Host, address: IPv4Address) -> set[IPv4Address]:
+        try:
+            route = self.ns(spine).route(f"{address}/32")
+        except LabError:
+            return set()
+        if route is None:
+            return set()
+        return {IPv4Address(gw) for gw in route.gateways}
+
+    def check(self) -> list[Verdict]:
+        """Judge the running lab against every expectation of reference-site/README.md."""
+        site = self.site
+        absent = [self.ns(spine).name for spine in site.spines.values()
+                  if not self.ns(spine).exists()]
+        if absent:
+            return [Verdict("the lab is up", False, f"no namespace {', '.join(absent)}")]
+        verdicts = [self._sessions()]
+        routes: dict[str, list[str]] = {"ecmp": [], "single": [], "local": []}
+        single = {s.prefix.network_address for s in site.single_path}
+        for address, service in site.service_addresses().items():
+            want = site.expected_next_hops(address)
+            kind = "single" if address in single else "local" if service.local else "ecmp"
+            for spine in site.spines.values():
+                have = self.kernel_next_hops(spine, address)
+                if have != want:
+                    routes[kind].append(
+                        f"{spine.name} {address}/32 via [{_fmt(have)}], want [{_fmt(want)}]"
+                    )
+        verdicts += [
+            Verdict("Cluster-policy addresses ECMP via every worker's delivery-network address",
+                    not routes["ecmp"], "; ".join(routes["ecmp"])),
+            Verdict("TFTP addresses single-path via the first announcing worker of their list",
+                    not routes["single"], "; ".join(routes["single"])),
+            Verdict("Local-policy addresses only via workers with a ready endpoint",
+                    not routes["local"], "; ".join(routes["local"])),
+            self._refusals(),
+        ]
+        return verdicts
+
+    def _sessions(self) -> Verdict:
+        site = self.site
+        missing: list[str] = []
+        for spine in site.spines.values():
+            want: dict[str, str] = {}
+            for other in site.spines.values():
+                if other.name != spine.name:
+                    address = other.addresses[site.peering_networks[0].name]
+                    want[str(address)] = f"iBGP {other.name}"
+            for worker in site.workers.values():
+                for network in site.peering_networks:
+                    want[str(worker.addresses[network.name])] = f"{worker.name} {network.name}"
+            try:
+                established = self.spine_router(spine).established()
+            except (LabError, ValueError) as exc:
+                missing.append(f"{spine.name}: {exc}")
+                continue
+            gone = [label for address, label in want.items() if address not in established]
+            if gone:
+                missing.append(f"{spine.name} lacks {', '.join(gone)}")
+        return Verdict("BGP sessions (workers NMN+CMN to both spines, iBGP between spines)",
+                       not missing, "; ".join(missing))
+
+    def _refusals(self) -> Verdict:
+        """Probes must be absent from each spine's BGP table and kernel, yet received."""
+        site = self.site
+        problems: list[str] = []
+        probes = {p.prefix for p in refusal_probes(site)}
+        for spine in site.spines.values():
+            router = self.spine_router(spine)
+            for prefix in sorted(probes):
+                try:
+                    paths = router.bgp_paths(str(prefix))
+                except (LabError, ValueError) as exc:
+                    problems.append(f"{spine.name}: {exc}")
+                    continue
+                if paths:
+                    problems.append(f"{spine.name} accepted {prefix}")
+                if self.kernel_next_hops(spine, prefix.network_address):
+                    problems.append(f"{spine.name} installed {prefix}")
+            received: set[str] = set()
+            for worker in site.workers.values():
+                for network in site.peering_networks:
+                    address = worker.addresses[network.name]
+                    try:
+                        data = router.json(
+                            f"show bgp ipv4 unicast neighbors {address} received-routes"
+                        )
+                    except (LabError, ValueError):
+                        continue
+                    received |= set(data.get("receivedRoutes", {}))
+            unseen = {str(p) for p in probes} - received
+            if unseen:
+                problems.append(f"{spine.name} never received probes {', '.join(sorted(unseen))}")
+        return Verdict("foreign-pool and out-of-pool /32s refused by the spines",
+                       not problems, "; ".join(problems))
+
+    def show(self) -> str:
+        """Per spine: BGP summary and kernel routes of the service addresses; then verdicts."""
+        out: list[str] = []
+        addresses = sorted(self.site.service_addresses())
+        for spine in self.site.spines.values():
+            ns = self.ns(spine)
+            if not ns.exists():
+                out.append(f"===== {spine.name}: not running (no namespace {ns.name})")
+                continue
+            out.append(f"===== {spine.name}: show bgp summary")
+            try:
+                out.append(self.spine_router(spine).vtysh("show bgp ipv4 unicast summary").rstrip())
+            except LabError as exc:
+                out.append(f"(no FRR: {exc})")
+            out.append(f"===== {spine.name}: kernel routes of the service addresses")
+            for address in addresses:
+                text = ns.ip("route", "show", f"{address}/32", check=False).rstrip()
+                out.append(text if text else f"{address} (no route)")
+        out.append("===== verdicts (reference-site/README.md)")
+        out += [verdict.line() for verdict in self.check()]
+        return "\n".join(out)

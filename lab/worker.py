@@ -1,0 +1,247 @@
+"""The workers' side of the lab: what each worker announces, and the speakers that announce it.
+
+Two interchangeable speakers (``--speaker``):
+
+- ``spinelb``: ``spinelb speaker --config FILE`` in the worker's namespace,
+  config rendered by :func:`speaker_config` (the format of the speaker issue,
+  section 3), pid file and log in ``lab/run/``.
+- ``frr``: an FRR bgpd per worker announcing the same /32s on the same
+  sessions (``network`` statements, outbound prefix-lists per session, the CMN
+  sessions with ``local-as ... no-prepend replace-as``).  A stand-in that
+  proves the spine side before the speaker exists.
+
+Besides the services, every worker announces *refusal probes*: a pool's
+address on the sessions of a network that does not carry the pool, and an
+address outside every pool.  A converged spine has received and refused them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from lab.frr import FrrRouter
+from lab.netns import Namespace, pid_alive, read_pid_file, stop_pid
+from lab.site import Announcement, Host, Site
+
+REPO = Path(__file__).resolve().parent.parent
+RUN_DIR = REPO / "lab" / "run"
+SPINELB = REPO / ".venv" / "bin" / "spinelb"
+API_LISTEN = "127.0.0.1:7473"
+OUTSIDE_PROBE = IPv4Network("192.0.2.1/32")  # TEST-NET-1, in no pool of any site
+
+
+def peer_name(spine: Host, network: str) -> str:
+    return f"{spine.name}-{network}"
+
+
+def refusal_probes(site: Site) -> list[Announcement]:
+    """Announcements the spines must refuse: a pool on a foreign session, and no pool at all."""
+    used = set(site.service_addresses())
+    probes: list[Announcement] = []
+    for network in site.peering_networks:
+        foreign = next(
+            (pool for pool in site.pools.values() if pool.peering != network.name), None
+        )
+        if foreign is not None:
+            address = next(a for a in reversed(list(foreign.cidr)) if a not in used)
+            probes.append(Announcement(IPv4Network(f"{address}/32"), foreign.name,
+                                       network.name, f"probe:{foreign.name}-on-{network.name}"))
+        probes.append(Announcement(OUTSIDE_PROBE, "", network.name, "probe:outside-pools"))
+    return probes
+
+
+def worker_announcements(site: Site, worker: str) -> list[Announcement]:
+    """Services and refusal probes ``worker`` announces."""
+    return site.announcements(worker) + refusal_probes(site)
+
+
+def speaker_config(site: Site, worker: Host) -> dict[str, Any]:
+    """The spinelb speaker config of ``worker``: one peer per spine per peering network."""
+    peers: list[dict[str, Any]] = []
+    by_network: dict[str, list[str]] = {}
+    first = site.peering_networks[0]
+    for network in site.peering_networks:
+        source = str(worker.addresses[network.name])
+        for spine in site.spines.values():
+            name = peer_name(spine, network.name)
+            by_network.setdefault(network.name, []).append(name)
+            peers.append({
+                "name": name,
+                "address": str(spine.addresses[network.name]),
+                "asn": site.switch_asn,
+                "local_asn": network.speaker_asn,
+                "source_address": source,
+                "hold_time": site.hold,
+                "keepalive": site.keepalive,
+                "passive": False,
+                "families": ["ipv4-unicast"],
+            })
+    peers_of: dict[str, list[str]] = {}
+    for ann in worker_announcements(site, worker.name):
+        names = peers_of.setdefault(str(ann.prefix), [])
+        names += [name for name in by_network[ann.peering] if name not in names]
+    announce = [
+        {"prefix": prefix, "peers": names, "next_hop": "self"}
+        for prefix, names in peers_of.items()
+    ]
+    return {
+        "node_name": worker.name,
+        "router_id": str(worker.addresses[first.name]),
+        "local_asn": first.speaker_asn,
+        "api": {"listen": API_LISTEN},
+        "peers": peers,
+        "announce": announce,
+    }
+
+
+def frr_worker_config(site: Site, worker: Host) -> str:
+    """An FRR bgpd config announcing what the spinelb speaker of ``worker`` would."""
+    first = site.peering_networks[0]
+    announcements = worker_announcements(site, worker.name)
+    lines = ["frr defaults datacenter", f"hostname {worker.name}", "!"]
+    for network in site.peering_networks:
+        mine = [a for a in announcements if a.peering == network.name]
+        for seq, ann in enumerate(mine, start=1):
+            lines.append(f"ip prefix-list out-{network.name} seq {seq * 5} permit {ann.prefix}")
+        lines += [f"route-map out-{network.name} permit 10",
+                  f" match ip address prefix-list out-{network.name}", "exit"]
+    lines += ["route-map deny-all deny 10", "exit", "!"]
+    lines += [
+        f"router bgp {first.speaker_asn}",
+        f" bgp router-id {worker.addresses[first.name]}",
+        " no bgp ebgp-requires-policy",
+        " no bgp network import-check",
+        " no bgp default ipv4-unicast",
+        f" timers bgp {site.keepalive} {site.hold}",
+    ]
+    for network in site.peering_networks:
+        for spine in site.spines.values():
+            address = spine.addresses[network.name]
+            lines += [
+                f" neighbor {address} remote-as {site.switch_asn}",
+                f" neighbor {address} update-source {worker.addresses[network.name]}",
+                f" neighbor {address} timers connect 1",
+            ]
+            if network.speaker_asn != first.speaker_asn:
+                lines.append(
+                    f" neighbor {address} local-as {network.speaker_asn} no-prepend replace-as"
+                )
+    lines.append(" address-family ipv4 unicast")
+    for prefix in sorted({str(a.prefix) for a in announcements}):
+        lines.append(f"  network {prefix}")
+    for network in site.peering_networks:
+        for spine in site.spines.values():
+            address = spine.addresses[network.name]
+            lines += [
+                f"  neighbor {address} activate",
+                f"  neighbor {address} route-map out-{network.name} out",
+                f"  neighbor {address} route-map deny-all in",
+            ]
+    lines += [" exit-address-family", "exit", "!", "end", ""]
+    return "\n".join(lines)
+
+
+class WorkerSpeaker(Protocol):
+    """A speaker running in a worker's namespace."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def running(self) -> bool: ...
+
+
+@dataclass
+class SpinelbWorker:
+    """``spinelb speaker`` in namespace ``ns_name``; config, pid file and log in ``run_dir``."""
+
+    site: Site
+    worker: Host
+    ns_name: str
+    run_dir: Path = RUN_DIR
+
+    @property
+    def ns(self) -> Namespace:
+        return Namespace(self.ns_name)
+
+    @property
+    def config_path(self) -> Path:
+        return self.run_dir / f"{self.ns_name}.yaml"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.run_dir / f"{self.ns_name}.pid"
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / f"{self.ns_name}.log"
+
+    def start(self) -> None:
+        self.stop()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(
+            yaml.safe_dump(speaker_config(self.site, self.worker), sort_keys=False)
+        )
+        self.log_path.unlink(missing_ok=True)
+        proc = self.ns.popen(
+            [str(SPINELB), "speaker", "--config", str(self.config_path)], log=self.log_path
+        )
+        self.pid_path.write_text(f"{proc.pid}\n")
+
+    def pid(self) -> int | None:
+        pid = read_pid_file(self.pid_path)
+        return pid if pid is not None and pid_alive(pid) else None
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def stop(self) -> None:
+        pid = read_pid_file(self.pid_path)
+        if pid is not None:
+            stop_pid(pid, expect=str(self.config_path))
+            self.pid_path.unlink(missing_ok=True)
+
+    def signal(self, sig: signal.Signals) -> None:
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, sig)
+
+
+@dataclass
+class FrrWorker:
+    """The FRR stand-in for the speaker, in namespace ``ns_name``."""
+
+    site: Site
+    worker: Host
+    ns_name: str
+
+    @property
+    def router(self) -> FrrRouter:
+        return FrrRouter(Namespace(self.ns_name), daemons=("zebra", "bgpd"))
+
+    def start(self) -> None:
+        self.router.start(frr_worker_config(self.site, self.worker))
+
+    def running(self) -> bool:
+        return "bgpd" in self.router.pids()
+
+    def stop(self) -> None:
+        self.router.cleanup()
+
+
+SPEAKERS = ("spinelb", "frr")
+
+
+def make_worker(kind: str, site: Site, worker: Host, ns_name: str,
+                run_dir: Path = RUN_DIR) -> SpinelbWorker | FrrWorker:
+    """The worker speaker of ``kind`` (``spinelb`` or ``frr``) in namespace ``ns_name``."""
+    if kind == "spinelb":
+        return SpinelbWorker(site, worker, ns_name, run_dir)
+    if kind == "frr":
+        return FrrWorker(site, worker, ns_name)
+    raise ValueError(f"unknown speaker {kind!r} (one of {', '.join(SPEAKERS)})")

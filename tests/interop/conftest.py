@@ -1,0 +1,74 @@
+"""Fixtures for interop tests: small topologies in network namespaces with real peers.
+
+``topology(workers=3)`` (a factory fixture) returns a :class:`lab.topology.Topology`:
+a "spine" namespace and N "worker" namespaces on one LAN (``10.200.0.0/24``,
+``fd00:200::/64``, inside the namespaces only).  On it:
+
+- ``topo.start_frr_spine(topo.frr_spine_config(...))``: FRR spine, passive, ECMP;
+- ``topo.start_speaker(i, topo.speaker_config(i, announce=[...]))``: a spinelb
+  speaker in worker i; the handle has ``pid``, ``log_path``, ``api_port``,
+  ``terminate()``, ``kill()``, ``status()``;
+- ``topo.start_bird(conf)``, ``topo.start_gobgp(conf)``, ``topo.start_exabgp(conf)``
+  (see ``lab.bird``, ``lab.gobgp.render_config``, ``lab.exabgp.render_config``);
+- ``topo.start_frr_speaker(i, asn, prefixes)``: FRR as a stand-in speaker.
+
+Everything a topology started is stopped and its namespaces deleted after the test.
+Tests needing the speaker itself take the ``speaker_ready`` fixture, which
+fails with the reason when ``spinelb speaker`` is not usable.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # the lab package lives at the repo root, not in src/
+    sys.path.insert(0, str(REPO))
+
+from lab.netns import netns_available  # noqa: E402
+from lab.topology import Topology, build_topology, speaker_available, sweep_stale_namespaces  # noqa: E402
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs namespaces (through ``netns_ready``) is an interop test."""
+    for item in items:
+        if "netns_ready" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.interop)
+
+
+@pytest.fixture(scope="session")
+def netns_ready() -> None:
+    """Skip (with the reason) unless we are root with a working ``ip netns``."""
+    reason = netns_available()
+    if reason:
+        pytest.skip(f"interop tests need network namespaces: {reason}")
+    sweep_stale_namespaces()
+
+
+@pytest.fixture(scope="session")
+def speaker_ready(netns_ready: None) -> None:
+    """Fail (with the reason) unless the spinelb speaker command exists and runs."""
+    reason = speaker_available()
+    if reason:
+        pytest.fail(f"the spinelb speaker is not usable: {reason}")
+
+
+@pytest.fixture
+def topology(netns_ready: None, tmp_path: Path) -> Iterator[Callable[..., Topology]]:
+    """A factory: ``topology(workers=3)`` builds a spine + workers LAN, torn down after the test."""
+    built: list[Topology] = []
+
+    def make(workers: int = 3) -> Topology:
+        run_dir = tmp_path / f"topo{len(built) + 1}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        topo = build_topology(run_dir, workers)
+        built.append(topo)
+        return topo
+
+    yield make
+    for topo in built:
+        topo.close()

@@ -1,0 +1,116 @@
+"""The reference-site lab end to end: up, converged per reference-site/README.md, failover, down.
+
+Runs under ``slt<pid>-`` namespace names so it does not disturb a lab that is
+up.  Parametrized over the worker speaker: ``spinelb`` (the real thing; skipped
+with the reason while it cannot run) and ``frr`` (the stand-in that proves the
+spine side on its own).  Assertions read FRR's JSON and the spines' kernel
+routes directly, not only the lab's own verdicts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import pytest
+
+from lab.netns import Namespace, list_namespaces, wait_for
+from lab.reference_site import SiteLab
+from lab.site import Host, load_site
+from lab.topology import speaker_available
+from lab.worker import OUTSIDE_PROBE
+
+pytestmark = pytest.mark.interop
+
+CAN_SERVICE = IPv4Address("10.102.10.129")  # cray-s3, customer-access: learned on CMN
+HMN_SERVICE = IPv4Address("10.94.100.71")  # istio-ingressgateway-hmn: learned on NMN
+NMN_SERVICE = IPv4Address("10.92.100.71")
+TFTP = IPv4Address("10.92.100.60")
+TFTP_HMN = IPv4Address("10.94.100.60")
+KEA = IPv4Address("10.92.100.222")
+
+
+@pytest.fixture(params=["spinelb", "frr"])
+def site_lab(request: pytest.FixtureRequest, netns_ready: None,
+             tmp_path: Path) -> Iterator[tuple[SiteLab, str]]:
+    speaker = str(request.param)
+    if speaker == "spinelb":
+        reason = speaker_available()
+        if reason:
+            pytest.skip(f"the spinelb speaker is not usable yet: {reason}")
+    lab = SiteLab(load_site(), prefix=f"slt{os.getpid()}-", run_dir=tmp_path)
+    try:
+        yield lab, speaker
+    finally:
+        lab.down()
+
+
+def kernel_hops(lab: SiteLab, spine: Host, address: IPv4Address) -> set[str]:
+    route = lab.ns(spine).route(f"{address}/32")
+    return route.gateways if route else set()
+
+
+def workers_on(lab: SiteLab, network: str, names: list[str] | None = None) -> set[str]:
+    workers = lab.site.workers
+    return {str(workers[n].addresses[network]) for n in names or list(workers)}
+
+
+def test_reference_site_converges_and_fails_over(site_lab: tuple[SiteLab, str]) -> None:
+    lab, speaker = site_lab
+    assert lab.up(speaker, timeout=60), lab.show()
+    site = lab.site
+    assert all(v.ok for v in lab.check())
+
+    for spine in site.spines.values():
+        router = lab.spine_router(spine)
+        peers = router.bgp_peers()
+        # every worker: NMN and CMN sessions established; iBGP to the other spine
+        for worker in site.workers.values():
+            for network in ("nmn", "cmn"):
+                peer = peers[str(worker.addresses[network])]
+                assert peer["state"] == "Established"
+                assert peer["remoteAs"] == site.networks[network].speaker_asn
+        # ECMP through each worker's address on the delivery network, though learned elsewhere
+        assert kernel_hops(lab, spine, CAN_SERVICE) == workers_on(lab, "can")
+        assert kernel_hops(lab, spine, HMN_SERVICE) == workers_on(lab, "hmn")
+        assert kernel_hops(lab, spine, NMN_SERVICE) == workers_on(lab, "nmn")
+        paths = router.bgp_paths(f"{CAN_SERVICE}/32")
+        assert sum(1 for p in paths if p.get("multipath")) == 3
+        # TFTP single-path through the first worker of the list; KEA only via ncn-w002
+        assert kernel_hops(lab, spine, TFTP) == workers_on(lab, "nmn", ["ncn-w001"])
+        assert kernel_hops(lab, spine, TFTP_HMN) == workers_on(lab, "hmn", ["ncn-w001"])
+        assert kernel_hops(lab, spine, KEA) == workers_on(lab, "nmn", ["ncn-w002"])
+        # refused: an address outside the pools, received but neither accepted nor installed
+        assert router.bgp_paths(str(OUTSIDE_PROBE)) == []
+        assert lab.ns(spine).route(str(OUTSIDE_PROBE)) is None
+        received = router.json(
+            f"show bgp ipv4 unicast neighbors {site.workers['ncn-w001'].addresses['cmn']}"
+            " received-routes"
+        )
+        assert str(OUTSIDE_PROBE) in received.get("receivedRoutes", {})
+
+    # ncn-w001 stops: it leaves the ECMP sets and TFTP moves to the next worker of its list
+    lab.worker_speaker(speaker, site.workers["ncn-w001"]).stop()
+    for spine in site.spines.values():
+        wait_for(lambda spine=spine: kernel_hops(lab, spine, TFTP)
+                 == workers_on(lab, "nmn", ["ncn-w002"]),
+                 timeout=15, what=f"TFTP failover on {spine.name}")
+        wait_for(lambda spine=spine: kernel_hops(lab, spine, CAN_SERVICE)
+                 == workers_on(lab, "can", ["ncn-w002", "ncn-w003"]),
+                 timeout=15, what=f"ECMP without ncn-w001 on {spine.name}")
+        assert kernel_hops(lab, spine, TFTP_HMN) == workers_on(lab, "hmn", ["ncn-w002"])
+
+
+def test_up_twice_then_down_twice_leaves_nothing(site_lab: tuple[SiteLab, str]) -> None:
+    lab, speaker = site_lab
+    assert lab.up(speaker, timeout=60), lab.show()
+    assert lab.up(speaker, timeout=60), lab.show()
+    lab.down()
+    lab.down()
+    names = [lab.ns(host).name for host in lab.site.hosts] + [lab.fabric.name]
+    assert not set(names) & set(list_namespaces())
+    assert not list(lab.run_dir.glob("*.pid"))
+    assert not any(Path("/var/run/frr", name).exists() for name in names)
+    assert all(not Namespace(name).exists() for name in names)
