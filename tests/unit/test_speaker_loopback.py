@@ -97,3 +97,43 @@ def test_md5_mismatch_never_establishes() -> None:
             await b.shutdown("test over")
 
     asyncio.run(scenario())
+
+
+def test_connection_collision_leaves_exactly_one_session() -> None:
+    """Both speakers dial and listen at once (RFC 4271 6.8): one connection survives, both agree."""
+
+    async def scenario() -> None:
+        port = free_port()
+        a_conf = {
+            "node_name": "a", "router_id": "10.0.0.1", "local_asn": 65001, "api": {"listen": None},
+            "listen": {"address": "127.0.0.2", "port": port},
+            "peers": [{"name": "b", "address": "127.0.0.3", "asn": 65002, "port": port,
+                       "source_address": "127.0.0.2", "hold_time": 3}],
+            "announce": [{"prefix": "10.92.0.1/32", "next_hop": "10.252.1.10"}],
+        }
+        b_conf = {
+            "node_name": "b", "router_id": "10.0.0.2", "local_asn": 65002, "api": {"listen": None},
+            "listen": {"address": "127.0.0.3", "port": port},
+            "peers": [{"name": "a", "address": "127.0.0.2", "asn": 65001, "port": port,
+                       "source_address": "127.0.0.3", "hold_time": 3}],
+            "announce": [{"prefix": "10.92.0.2/32", "next_hop": "10.252.1.11"}],
+        }
+        a, b = Speaker(parse_config(a_conf)), Speaker(parse_config(b_conf))
+        await a.start()
+        await b.start()
+        try:
+            sa, sb = a.sessions["b"], b.sessions["a"]
+            await wait_for(lambda: sa.state is State.ESTABLISHED and sb.state is State.ESTABLISHED
+                           and len(sa.received) == 1 and len(sb.received) == 1)
+            # One TCP connection: each side's local end is the other's remote end.
+            assert sa.connection is not None and sb.connection is not None
+            assert sa.connection.transport is not None and sb.connection.transport is not None
+            a_local = sa.connection.transport.get_extra_info("sockname")
+            b_peer = sb.connection.transport.get_extra_info("peername")
+            assert a_local[:2] == b_peer[:2]
+            assert sa.connection.outgoing != sb.connection.outgoing
+        finally:
+            await a.shutdown("test over")
+            await b.shutdown("test over")
+
+    asyncio.run(scenario())

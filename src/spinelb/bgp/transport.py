@@ -125,8 +125,9 @@ class PeerTarget:
 class _Connection(asyncio.Protocol):
     """One TCP connection; hands bytes to its session, tells it when it can write."""
 
-    def __init__(self, session: PeerSession) -> None:
+    def __init__(self, session: PeerSession, *, outgoing: bool) -> None:
         self.session = session
+        self.outgoing = outgoing  # we initiated it (what collision resolution compares)
         self.transport: asyncio.Transport | None = None
         self.reader = wire.MessageReader()
         self.paused = False
@@ -137,17 +138,23 @@ class _Connection(asyncio.Protocol):
         transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
 
     def data_received(self, data: bytes) -> None:
-        if self.session.connection is not self:
+        session = self.session
+        machine = session.machine_of(self)
+        if machine is None:
             return
         self.reader.feed(data)
         try:
             for msg_type, body in self.reader.messages():
-                msg = wire.decode(msg_type, body, asn4=self.session.asn4)
-                self.session.on_message(msg)
-                if self.session.connection is not self:
+                neg = machine.negotiated
+                msg = wire.decode(msg_type, body, asn4=True if neg is None else neg.asn4)
+                session.on_message(self, machine, msg)
+                machine = session.machine_of(self)
+                if machine is None:
                     return
         except BgpError as err:
-            self.session.on_decode_error(err)
+            current = session.machine_of(self)
+            if current is not None:
+                session.on_decode_error(self, current, err)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.session.on_connection_lost(self, exc)
@@ -160,8 +167,22 @@ class _Connection(asyncio.Protocol):
         self.session.schedule_pump()
 
 
+@dataclass
+class _Candidate:
+    """A second connection from the peer while ours is still opening (RFC 4271 6.8)."""
+
+    machine: fsm.Session
+    conn: _Connection
+
+
 class PeerSession:
-    """Drives one peer's FSM over real sockets."""
+    """Drives one peer's FSM over real sockets.
+
+    Normally one connection and one FSM.  When the peer connects to us while
+    our own connection to it is in OpenSent or OpenConfirm, the incoming one
+    runs its own FSM as a candidate until the peer's BGP Identifier is known,
+    then the collision is resolved: the loser gets Cease/7 and is closed.
+    """
 
     def __init__(
         self,
@@ -189,6 +210,7 @@ class PeerSession:
         self._eor_pending: set[Family] = set()
         self._closed = asyncio.Event()
         self._stopping = False
+        self._candidate: _Candidate | None = None
 
     # --- lifecycle -----------------------------------------------------
 
@@ -229,11 +251,21 @@ class PeerSession:
 
     def accept(self, sock: socket.socket) -> bool:
         """An incoming connection from this peer's address; True if taken."""
-        if self.connection is not None or self.fsm.state not in (fsm.State.ACTIVE, fsm.State.CONNECT):
-            return False
-        self._cancel_connect()
-        self._loop.create_task(self._adopt(sock, fsm.Event.TCP_CONNECTION_CONFIRMED))
-        return True
+        state = self.fsm.state
+        if self.connection is None and state in (fsm.State.ACTIVE, fsm.State.CONNECT):
+            self._cancel_connect()
+            self._adopt_soon(sock, fsm.Event.TCP_CONNECTION_CONFIRMED)
+            return True
+        main = self.connection
+        if (
+            state in (fsm.State.OPEN_SENT, fsm.State.OPEN_CONFIRM)
+            and main is not None
+            and main.outgoing
+            and self._candidate is None
+        ):
+            self._loop.create_task(self._adopt_candidate(sock))
+            return True
+        return False  # Established (it always wins), Idle, or a collision already running
 
     # --- FSM plumbing -------------------------------------------------------
 
@@ -246,13 +278,27 @@ class PeerSession:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        deadline = self.fsm.next_deadline()
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+        deadlines = [self.fsm.next_deadline()]
+        if self._candidate is not None:
+            deadlines.append(self._candidate.machine.next_deadline())
+        due = [d for d in deadlines if d is not None]
+        if due:
+            self._timer = self._loop.call_at(min(due), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
-        self._run(self.fsm.poll(self._loop.time()))
+        now = self._loop.time()
+        if self._candidate is not None:
+            self._run_candidate(self._candidate.machine.poll(now))
+        self._run(self.fsm.poll(now))
+
+    def machine_of(self, conn: _Connection) -> fsm.Session | None:
+        """The FSM a connection feeds, or None for a connection already let go."""
+        if conn is self.connection:
+            return self.fsm
+        if self._candidate is not None and conn is self._candidate.conn:
+            return self._candidate.machine
+        return None
 
     def _execute(self, action: fsm.Action) -> None:
         if isinstance(action, fsm.Send):
@@ -279,12 +325,15 @@ class PeerSession:
                 self.observer.state_changed(self.name, action.old, action.new)
 
     def _send(self, message: wire.Message) -> None:
-        conn = self.connection
+        self._write(self.connection, self.fsm, message)
+
+    def _write(self, conn: _Connection | None, machine: fsm.Session, message: wire.Message) -> None:
         if conn is None or conn.transport is None or conn.transport.is_closing():
             return
-        conn.transport.write(wire.encode(message, asn4=self.asn4))
+        neg = machine.negotiated
+        conn.transport.write(wire.encode(message, asn4=True if neg is None else neg.asn4))
         msg_type = _message_type(message)
-        self.fsm.message_sent(msg_type, self._loop.time())
+        machine.message_sent(msg_type, self._loop.time())
         if self.observer is not None:
             self.observer.message_sent(self.name, msg_type, 1)
         if isinstance(message, wire.Notification):
@@ -320,8 +369,14 @@ class PeerSession:
         self._connect_task = None
         await self._adopt(sock, fsm.Event.TCP_CR_ACKED)
 
-    async def _adopt(self, sock: socket.socket, event: fsm.Event) -> None:
-        conn = _Connection(self)
+    def _adopt_soon(self, sock: socket.socket, event: fsm.Event) -> None:
+        self.connection = _Connection(self, outgoing=False)  # claimed now: no second adopt
+        self._loop.create_task(self._adopt(sock, event, self.connection))
+
+    async def _adopt(
+        self, sock: socket.socket, event: fsm.Event, conn: _Connection | None = None
+    ) -> None:
+        conn = conn or _Connection(self, outgoing=True)
         self.connection = conn
         self._closed.clear()
         try:
@@ -351,22 +406,104 @@ class PeerSession:
         else:
             self._closed.set()
 
+    # --- collisions (RFC 4271 6.8) ------------------------------------------------
+
+    async def _adopt_candidate(self, sock: socket.socket) -> None:
+        machine = fsm.Session(self.settings)
+        conn = _Connection(self, outgoing=False)
+        self._candidate = _Candidate(machine, conn)
+        now = self._loop.time()
+        machine.handle(fsm.Event.MANUAL_START_WITH_PASSIVE_TCP_ESTABLISHMENT, now)
+        try:
+            await self._loop.create_connection(lambda: conn, sock=sock)
+        except OSError:
+            sock.close()
+            self._candidate = None
+            return
+        log.info("connection collision: second connection opening", extra={"peer": self.name})
+        self._run_candidate(machine.handle(fsm.Event.TCP_CONNECTION_CONFIRMED, self._loop.time()))
+
+    def _run_candidate(self, actions: list[fsm.Action]) -> None:
+        cand = self._candidate
+        if cand is None:
+            return
+        for action in actions:
+            if isinstance(action, fsm.Send):
+                self._write(cand.conn, cand.machine, action.message)
+            elif isinstance(action, fsm.Disconnect):
+                self._candidate = None
+                if cand.conn.transport is not None:
+                    cand.conn.transport.close()
+        self._resolve_collision()
+        self._arm_timer()
+
+    def _resolve_collision(self) -> None:
+        """Once the peer's BGP Identifier is known, keep one connection (RFC 4271 6.8)."""
+        cand = self._candidate
+        if cand is None:
+            return
+        now = self._loop.time()
+        if self.fsm.state is fsm.State.ESTABLISHED or self.connection is None:
+            self._run_candidate(cand.machine.handle(fsm.Event.OPEN_COLLISION_DUMP, now))
+            return
+        known = [m.negotiated for m in (self.fsm, cand.machine) if m.negotiated is not None]
+        if not known:
+            return
+        peer_open = known[0].peer_open
+        keep = fsm.collision_winner(
+            self.settings.router_id, peer_open.bgp_id,
+            local_asn=self.settings.local_asn, remote_asn=peer_open.asn,
+        )
+        log.info("connection collision resolved", extra={"peer": self.name, "kept": keep})
+        if keep == "local":  # ours, the outgoing one, stays
+            self._run_candidate(cand.machine.handle(fsm.Event.OPEN_COLLISION_DUMP, now))
+            return
+        old_conn, old_state = self.connection, self.fsm.state
+        for action in self.fsm.handle(fsm.Event.OPEN_COLLISION_DUMP, now):
+            if isinstance(action, fsm.Send):
+                self._write(old_conn, self.fsm, action.message)
+        if old_conn.transport is not None:
+            old_conn.transport.close()
+        self._candidate = None
+        self.fsm, self.connection = cand.machine, cand.conn
+        local = cand.conn.transport.get_extra_info("sockname") if cand.conn.transport else None
+        if local:
+            self.local_address = _unmapped(ip_address(local[0]))
+        if self.observer is not None:
+            self.observer.state_changed(self.name, old_state, self.fsm.state)
+        self._arm_timer()
+
     # --- events from the connection --------------------------------------
 
-    def on_message(self, msg: wire.Message) -> None:
+    def on_message(self, conn: _Connection, machine: fsm.Session, msg: wire.Message) -> None:
         if self.observer is not None:
             self.observer.message_received(self.name, msg)
         if isinstance(msg, wire.Notification):
             self.last_error = "received NOTIFICATION " + fsm.describe_notification(msg)
             log.warning(self.last_error, extra={"peer": self.name})
-        self._run(self.fsm.receive(msg, self._loop.time()))
+        actions = machine.receive(msg, self._loop.time())
+        if machine is self.fsm:
+            self._run(actions)
+            if self._candidate is not None:
+                self._resolve_collision()
+        else:
+            self._run_candidate(actions)
 
-    def on_decode_error(self, err: BgpError) -> None:
+    def on_decode_error(self, conn: _Connection, machine: fsm.Session, err: BgpError) -> None:
         self.last_error = f"sent {err.code}/{err.subcode}: {err.reason or err}"
         log.warning("malformed message", extra={"peer": self.name, "error": str(err)})
-        self._run(self.fsm.decode_error(err, self._loop.time()))
+        actions = machine.decode_error(err, self._loop.time())
+        if machine is self.fsm:
+            self._run(actions)
+        else:
+            self._run_candidate(actions)
 
     def on_connection_lost(self, conn: _Connection, exc: Exception | None) -> None:
+        cand = self._candidate
+        if cand is not None and conn is cand.conn:
+            self._candidate = None
+            self._arm_timer()
+            return
         if conn is not self.connection:
             self._closed.set()
             return

@@ -164,8 +164,10 @@ class Speaker:
             )
             await self.api.start()
         for peer in self.config.peers:
-            self._start_session(peer)
-        self._start_listener()
+            self._add_session(peer)
+        self._start_listener()  # before dialling, so a peer dialling back finds it
+        for session in self.sessions.values():
+            session.start()
         self.metrics.announcements(len(self.config.announcements))
 
     def stop(self) -> None:
@@ -180,7 +182,7 @@ class Speaker:
         if self.api is not None:
             await self.api.close()
 
-    def _start_session(self, peer: PeerConfig) -> None:
+    def _add_session(self, peer: PeerConfig) -> PeerSession:
         def routes(local: Address, families: frozenset[Family]) -> Mapping[Prefix, PathAttributes]:
             return self.table.routes_for(self.config.peer(peer.name), local, families)
 
@@ -188,7 +190,7 @@ class Speaker:
             peer_target(peer), session_settings(self.config, peer), routes=routes, observer=self
         )
         self.sessions[peer.name] = session
-        session.start()
+        return session
 
     def _start_listener(self) -> None:
         listen = self.config.listen
@@ -232,7 +234,7 @@ class Speaker:
         await asyncio.gather(*stops)
         for name, peer in new_peers.items():
             if name not in self.sessions:
-                self._start_session(peer)
+                self._add_session(peer).start()
             else:
                 self.sessions[name].refresh_routes()
         if (old.listen, old.api) != (new.listen, new.api):
