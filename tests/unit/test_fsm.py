@@ -29,7 +29,6 @@ from spinelb.bgp.fsm import (
     State,
     StateChanged,
     Timer,
-    _shutdown_data,
     collision_winner,
     describe_notification,
 )
@@ -538,12 +537,19 @@ def test_stop_before_open_sent_sends_nothing() -> None:
 
 
 def test_shutdown_communication_is_cut_at_128_octets_on_a_character_boundary() -> None:
-    assert _shutdown_data("") == b""
-    assert _shutdown_data("hi") == b"\x02hi"
-    data = _shutdown_data("é" * 100)  # 200 octets of UTF-8
+    def cease_data(reason: str) -> bytes:
+        stopped = make()
+        stopped.start(0.0)
+        stopped.handle(Event.TCP_CR_ACKED, 0.0)
+        notes = [m for m in sent(stopped.stop(1.0, reason=reason)) if isinstance(m, Notification)]
+        return notes[0].data
+
+    assert cease_data("") == b""
+    assert cease_data("hi") == b"\x02hi"
+    data = cease_data("é" * 100)  # 200 octets of UTF-8
     assert data[0] == len(data) - 1 == 128
     assert data[1:].decode("utf-8") == "é" * 64
-    data = _shutdown_data("a" + "é" * 100)
+    data = cease_data("a" + "é" * 100)
     assert data[0] == 127  # 'a' + 63 whole characters; half an é is dropped
     data[1:].decode("utf-8")
 

@@ -22,7 +22,7 @@ Where the RFCs live in this module:
   (families), RFC 2918 (route refresh), RFC 4724 (graceful restart, receiver):
   ``Session._negotiate`` and :meth:`Session.build_open`.
 - RFC 6608 FSM error subcodes: ``_FSM_ERROR``.  RFC 4486 Cease subcodes and
-  RFC 9003 shutdown communication: :meth:`Session.stop`, ``_shutdown_data``.
+  RFC 9003 shutdown communication: :meth:`Session.stop` (128 octets at most).
 - RFC 4271 6.8 collision detection: :func:`collision_winner` (the transport
   runs a second :class:`Session` for the second connection and fires
   ``OPEN_COLLISION_DUMP`` on the loser).
@@ -95,6 +95,8 @@ from spinelb.bgp.wire import (
     RouteRefreshCapability,
     Update,
     UpdateSubcode,
+    shutdown_data,
+    shutdown_reason,
 )
 
 __all__ = [
@@ -395,26 +397,6 @@ def collision_winner(
     return "local" if local_asn > remote_asn else "remote"
 
 
-def _shutdown_data(reason: str) -> bytes:
-    """RFC 9003 Shutdown Communication: one length octet, then UTF-8 (cut at 128 octets).
-
-    Local stand-in for the codec's encoder; the lead may swap in wire's.
-    """
-    if not reason:
-        return b""
-    raw = reason.encode("utf-8")[:SHUTDOWN_COMMUNICATION_MAX]
-    raw = raw.decode("utf-8", "ignore").encode("utf-8")  # never cut a character in half
-    return bytes([len(raw)]) + raw
-
-
-def _shutdown_text(data: bytes) -> str:
-    """Decode a received RFC 9003 Shutdown Communication for logs; printable text only."""
-    if not data or data[0] == 0 or len(data) < 1 + data[0]:
-        return ""
-    text = data[1 : 1 + data[0]].decode("utf-8", "replace")
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
-
-
 _CODE_SUBCODES: dict[int, type[enum.IntEnum]] = {
     ErrorCode.MESSAGE_HEADER: HeaderSubcode,
     ErrorCode.OPEN_MESSAGE: OpenSubcode,
@@ -440,9 +422,9 @@ def describe_notification(notification: Notification) -> str:
         CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
         CeaseSubcode.ADMINISTRATIVE_RESET,
     ):
-        said = _shutdown_text(notification.data)
+        said = shutdown_reason(notification.data)
         if said:
-            result += f": {said}"
+            result += ": " + "".join(ch if ch.isprintable() else "?" for ch in said)
     return result
 
 
@@ -507,7 +489,7 @@ class Session:
         administrative shutdown and reset) where an OPEN was sent; stay Idle afterwards."""
         data = b""
         if subcode in (CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, CeaseSubcode.ADMINISTRATIVE_RESET):
-            data = _shutdown_data(reason)
+            data = shutdown_data(reason, limit=SHUTDOWN_COMMUNICATION_MAX) if reason else b""
         cease = BgpError(ErrorCode.CEASE, subcode, data, reason)
         return self.handle(Event.MANUAL_STOP, now, error=cease)
 

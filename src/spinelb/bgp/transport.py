@@ -200,6 +200,7 @@ class PeerSession:
         self.connection: _Connection | None = None
         self.rib: AdjRibOut | None = None
         self.received: set[Prefix] = set()
+        self.end_of_rib: set[Family] = set()  # families whose initial table the peer finished
         self.established_at: float | None = None  # wall clock, for status
         self.last_error: str | None = None
         self.local_address: Address | None = None
@@ -521,6 +522,7 @@ class PeerSession:
         self.established_at = time.time()
         self.last_error = None
         self.received.clear()
+        self.end_of_rib.clear()
         self.rib = AdjRibOut(families=negotiated.families, asn4=negotiated.asn4)
         self._eor_pending = set(negotiated.families)
         self.refresh_routes()
@@ -573,6 +575,10 @@ class PeerSession:
         log.info("session down", extra={"peer": self.name, "reason": action.reason})
 
     def _deliver(self, update: wire.Update) -> None:
+        eor = wire.end_of_rib_family(update)
+        if eor is not None:  # RFC 4724: the peer's initial table is complete
+            self.end_of_rib.add(eor)
+            return
         received = self.received
         for prefix in update.withdrawn:
             received.discard(prefix)
@@ -602,6 +608,7 @@ class PeerSession:
             "received": len(self.received),
             "last_error": self.last_error,
             "local_address": None if self.local_address is None else str(self.local_address),
+            "end_of_rib_received": sorted(f"{afi}/{safi}" for afi, safi in self.end_of_rib),
         }
 
 

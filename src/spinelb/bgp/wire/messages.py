@@ -328,14 +328,16 @@ def end_of_rib_family(update: Update) -> Family | None:
 _MAX_SHUTDOWN_OCTETS = 255
 
 
-def shutdown_data(reason: str) -> bytes:
+def shutdown_data(reason: str, *, limit: int = _MAX_SHUTDOWN_OCTETS) -> bytes:
     """Cease data carrying a shutdown communication: length octet plus UTF-8 (RFC 9003 2).
 
-    Truncated to 255 octets on a character boundary, so the result is always valid UTF-8.
+    Truncated to ``limit`` octets (RFC 9003: 255; RFC 8203 peers: 128) on a character
+    boundary, so the result is always valid UTF-8.
     """
     encoded = reason.encode("utf-8")
-    if len(encoded) > _MAX_SHUTDOWN_OCTETS:
-        encoded = encoded[:_MAX_SHUTDOWN_OCTETS].decode("utf-8", "ignore").encode("utf-8")
+    if len(encoded) > min(limit, _MAX_SHUTDOWN_OCTETS):
+        encoded = encoded[: min(limit, _MAX_SHUTDOWN_OCTETS)]
+        encoded = encoded.decode("utf-8", "ignore").encode("utf-8")
     return bytes((len(encoded),)) + encoded
 
 
