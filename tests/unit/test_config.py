@@ -661,3 +661,17 @@ def test_malformed_host_routes_are_refused(text: str) -> None:
 
     with pytest.raises(ValueError):
         parse_prefix(text)
+
+
+def test_a_file_wrong_everywhere_spells_out_the_first_hundred_problems() -> None:
+    data = {
+        "node_name": "w", "router_id": "10.0.0.1", "local_asn": 65531,
+        "peers": [{"name": "s", "address": "10.0.0.2", "asn": 65533}],
+        "announce": [{"prefix": f"10.0.0.{i}/24"} for i in range(1, 251)],
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert len(info.value.problems) == 250
+    text = str(info.value)
+    assert "announce[99].prefix" in text and "announce[100].prefix" not in text
+    assert text.endswith("... and 150 more")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
-from ipaddress import ip_network
+from ipaddress import IPv4Address, ip_network
 from typing import Any
 
 import pytest
@@ -22,6 +22,11 @@ def free_port() -> int:
         return port
 
 
+def host(i: int) -> str:
+    """The i-th /32 from 10.92.0.0 on."""
+    return f"{IPv4Address(0x0A5C0000 + i)}/32"
+
+
 def configs(port: int, n: int, **peer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     announcer = {
         "node_name": "ncn-w001",
@@ -30,8 +35,7 @@ def configs(port: int, n: int, **peer: Any) -> tuple[dict[str, Any], dict[str, A
         "api": {"listen": None},
         "peers": [{"name": "spine", "address": "127.0.0.1", "asn": 65533, "port": port,
                    "source_address": "127.0.0.2", "hold_time": 3, **peer}],
-        "announce": [{"prefix": f"10.92.{i // 256}.{i % 256}/32", "next_hop": "10.252.1.10"}
-                     for i in range(n)],
+        "announce": [{"prefix": host(i), "next_hop": "10.252.1.10"} for i in range(n)],
     }
     receiver = {
         "node_name": "sw-spine-001",
@@ -63,7 +67,7 @@ async def run_pair(n: int, **peer: Any) -> None:
         rx = b.sessions["w001"]
         await wait_for(lambda: len(rx.received) == n)
         assert a.sessions["spine"].state is State.ESTABLISHED
-        assert rx.received == {ip_network(f"10.92.{i // 256}.{i % 256}/32") for i in range(n)}
+        assert rx.received == {ip_network(host(i)) for i in range(n)}
         assert a.status()["peers"][0]["advertised"] == n
         await a.shutdown("maintenance window 42")
         await wait_for(lambda: rx.state is not State.ESTABLISHED)

@@ -66,10 +66,15 @@ class ConfigError(Exception):
         self.source = source
         super().__init__(self._summary())
 
+    #: At most this many problems are spelled out; a file wrong everywhere says how many more.
+    SHOWN = 100
+
     def _summary(self) -> str:
         count = len(self.problems)
         lines = [f"{self.source}: {count} problem{'s' if count != 1 else ''}"]
-        lines.extend(f"  {problem}" for problem in self.problems)
+        lines.extend(f"  {problem}" for problem in self.problems[: self.SHOWN])
+        if count > self.SHOWN:
+            lines.append(f"  ... and {count - self.SHOWN} more")
         return "\n".join(lines)
 
 
