@@ -22,6 +22,8 @@ from spinelb.bgp.wire import (
     AFI_IPV4,
     AFI_IPV6,
     HEADER_LEN,
+    IPV4_UNICAST,
+    IPV6_UNICAST,
     MAX_MESSAGE_LEN,
     SAFI_UNICAST,
     Address,
@@ -37,6 +39,7 @@ _BODY_ROOM = MAX_MESSAGE_LEN - HEADER_LEN - 4
 # next-hop length, reserved octet (the next hop itself is added per route).
 _MP_REACH_FIXED = 4 + 3 + 1 + 1
 _MP_UNREACH_FIXED = 4 + 3
+_BOTH = frozenset({IPV4_UNICAST, IPV6_UNICAST})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +76,16 @@ class AdjRibOut:
 
     def replace(self, routes: Mapping[Prefix, PathAttributes]) -> None:
         """Make ``routes`` the whole table for this peer; only the difference will be sent."""
-        wanted = {p: a for p, a in routes.items() if family_of(p) in self.families}
+        if self.families >= _BOTH:
+            wanted = dict(routes)  # a dict copy reuses the stored hashes: no per-prefix work
+        else:
+            version = 4 if IPV4_UNICAST in self.families else 6
+            wanted = {p: a for p, a in routes.items() if p.version == version}
         old = self._wanted
         self._wanted = wanted
+        if not (old or self._sent or self._announce or self._withdraw):
+            self._announce = dict(wanted)  # the initial table: everything, at C speed
+            return
         for prefix, attrs in wanted.items():
             if old.get(prefix) != attrs:
                 self._queue_announce(prefix, attrs)

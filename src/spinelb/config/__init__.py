@@ -75,4 +75,4 @@ def load_config(path: str | os.PathLike[str]) -> SpeakerConfig:
             data = load_document(text)
         except DocumentError as exc:
             raise ConfigError([Problem("<file>", source, str(exc))], source) from None
-        return parse_config(data, source=source, base_dir=file_path.parent)
+        return parse_config(data, source=source, base_dir=file_path.parent, consume=True)

@@ -106,15 +106,21 @@ _T = TypeVar("_T")
 
 
 def parse_config(
-    data: object, *, source: str = "<config>", base_dir: Path | None = None
+    data: object,
+    *,
+    source: str = "<config>",
+    base_dir: Path | None = None,
+    consume: bool = False,
 ) -> SpeakerConfig:
     """Validate ``data`` (the file's parsed YAML/JSON) and return the config.
 
     ``base_dir`` is where a relative ``password_file`` is looked for (the config
-    file's directory); the current directory when None.  Raises
-    :class:`ConfigError` listing every problem.
+    file's directory); the current directory when None.  With ``consume``, each
+    ``announce`` entry of ``data`` is dropped (set to None) once it is read, so a
+    large document and the config built from it are never both whole in memory.
+    Raises :class:`ConfigError` listing every problem.
     """
-    checker = _Checker(base_dir)
+    checker = _Checker(base_dir, consume=consume)
     with collector_paused():
         config = checker.speaker(data)
     if checker.problems or config is None:
@@ -176,7 +182,8 @@ def _suggestion(word: str, choices: tuple[str, ...] | list[str]) -> str:
 class _Checker:
     """Collects problems while building the config; never stops at the first."""
 
-    def __init__(self, base_dir: Path | None) -> None:
+    def __init__(self, base_dir: Path | None, *, consume: bool = False) -> None:
+        self.consume = consume
         self.base_dir = base_dir
         self.problems: list[Problem] = []
         # invalid peers cause no follow-on problems in the announcements that name them
@@ -595,7 +602,10 @@ class _Checker:
         community_lists: dict[tuple[str, ...], tuple[int, ...] | None] = {}
         large_lists: dict[tuple[str, ...], tuple[Any, ...] | None] = {}
         problems_before = len(self.problems)
+        consume = self.consume
         for index, item in enumerate(value):
+            if consume:
+                value[index] = None  # the loop holds ``item``; the document no longer does
             if type(item) is not dict:
                 self.problem(
                     f"announce[{index}]", item, f"expected a mapping, got {_type_name(item)}"
