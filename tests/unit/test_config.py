@@ -675,3 +675,16 @@ def test_a_file_wrong_everywhere_spells_out_the_first_hundred_problems() -> None
     text = str(info.value)
     assert "announce[99].prefix" in text and "announce[100].prefix" not in text
     assert text.endswith("... and 150 more")
+
+
+def test_parse_config_leaves_the_callers_data_alone_unless_asked_to_consume_it() -> None:
+    data = {
+        "node_name": "w", "router_id": "10.0.0.1", "local_asn": 65531,
+        "peers": [{"name": "s", "address": "10.0.0.2", "asn": 65533}],
+        "announce": [{"prefix": "10.92.0.1/32"}, {"prefix": "10.92.0.2/32"}],
+    }
+    kept = parse_config(data)
+    assert data["announce"] == [{"prefix": "10.92.0.1/32"}, {"prefix": "10.92.0.2/32"}]
+    consumed = parse_config(data, consume=True)
+    assert data["announce"] == [None, None]
+    assert kept == consumed
