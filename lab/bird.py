@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.netns import LabError, Namespace, pid_alive, read_pid_file, sh, stop_pid, wait_for
+from lab.netns import Daemon, LabError, sh, wait_for
 
 
 @dataclass
@@ -81,29 +81,18 @@ def parse_protocols(text: str) -> dict[str, str]:
 
 
 @dataclass
-class BirdRouter:
+class BirdRouter(Daemon):
     """A ``bird`` daemon in ``ns`` with its config, socket and pid file in ``run_dir``."""
 
-    ns: Namespace
-    run_dir: Path
+    kind = "bird"
 
     @property
     def socket(self) -> Path:
-        return self.run_dir / f"bird-{self.ns.name}.ctl"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.run_dir / f"bird-{self.ns.name}.pid"
-
-    @property
-    def config_file(self) -> Path:
-        return self.run_dir / f"bird-{self.ns.name}.conf"
+        return self._file("ctl")
 
     def start(self, config: str) -> BirdRouter:
         """Write ``config``, check it (``bird -p``), start the daemon, wait for its socket."""
-        self.stop()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(config)
+        self._write_config(config)
         sh(["bird", "-p", "-c", str(self.config_file)])
         self.ns.run([
             "bird", "-c", str(self.config_file), "-s", str(self.socket),
@@ -113,15 +102,6 @@ class BirdRouter:
                  what=f"BIRD in {self.ns.name}")
         return self
 
-    def running(self) -> bool:
-        pid = read_pid_file(self.pid_file)
-        return pid is not None and pid_alive(pid)
-
-    def stop(self) -> None:
-        pid = read_pid_file(self.pid_file)
-        if pid is not None:
-            stop_pid(pid, expect=str(self.config_file))
-            self.pid_file.unlink(missing_ok=True)
 
     def birdc(self, *command: str) -> str:
         out = sh(["birdc", "-s", str(self.socket), *command])

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.netns import Namespace, pid_alive, read_pid_file, stop_pid, wait_for
+from lab.netns import Daemon, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 EXABGP = REPO / ".venv" / "bin" / "exabgp"
@@ -64,33 +64,18 @@ def as_path(attributes: dict[str, Any]) -> list[int]:
 
 
 @dataclass
-class ExabgpReceiver:
+class ExabgpReceiver(Daemon):
     """ExaBGP in ``ns`` logging what it receives to ``received_file``."""
 
-    ns: Namespace
-    run_dir: Path
     listen_address: str
-
-    @property
-    def config_file(self) -> Path:
-        return self.run_dir / f"exabgp-{self.ns.name}.conf"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.run_dir / f"exabgp-{self.ns.name}.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.run_dir / f"exabgp-{self.ns.name}.log"
+    kind = "exabgp"
 
     @property
     def received_file(self) -> Path:
-        return self.run_dir / f"exabgp-{self.ns.name}.jsonl"
+        return self._file("jsonl")
 
     def start(self, config: str) -> ExabgpReceiver:
-        self.stop()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(config)
+        self._write_config(config)
         self.received_file.write_text("")
         env = {
             "exabgp_daemon_user": "root",
@@ -114,15 +99,6 @@ class ExabgpReceiver:
         out = self.ns.run(["ss", "-Htln", "sport = :179"], check=False)
         return self.listen_address in out
 
-    def running(self) -> bool:
-        pid = read_pid_file(self.pid_file)
-        return pid is not None and pid_alive(pid)
-
-    def stop(self) -> None:
-        pid = read_pid_file(self.pid_file)
-        if pid is not None:
-            stop_pid(pid, expect="exabgp")
-            self.pid_file.unlink(missing_ok=True)
 
     def messages(self) -> list[dict[str, Any]]:
         """Every JSON message received so far."""

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from lab.netns import Namespace, pid_alive, read_pid_file, sh, stop_pid, wait_for
+from lab.netns import Daemon, sh, wait_for
 
 API_PORT = 50051
 # gobgp -j reports the RFC 4271 state as the number of its protobuf enum
@@ -61,29 +60,15 @@ def render_config(
 
 
 @dataclass
-class GobgpRouter:
+class GobgpRouter(Daemon):
     """A ``gobgpd`` in ``ns`` with config, pid and log in ``run_dir``."""
 
-    ns: Namespace
-    run_dir: Path
     api_port: int = API_PORT
-
-    @property
-    def config_file(self) -> Path:
-        return self.run_dir / f"gobgpd-{self.ns.name}.toml"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.run_dir / f"gobgpd-{self.ns.name}.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.run_dir / f"gobgpd-{self.ns.name}.log"
+    kind = "gobgpd"
+    config_ext = "toml"
 
     def start(self, config: str) -> GobgpRouter:
-        self.stop()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(config)
+        self._write_config(config)
         sh(["gobgpd", "-d", "-f", str(self.config_file)])
         proc = self.ns.popen(
             ["gobgpd", "-f", str(self.config_file), "-p", "--pprof-disable",
@@ -95,15 +80,6 @@ class GobgpRouter:
                  what=f"gobgpd API in {self.ns.name}")
         return self
 
-    def running(self) -> bool:
-        pid = read_pid_file(self.pid_file)
-        return pid is not None and pid_alive(pid)
-
-    def stop(self) -> None:
-        pid = read_pid_file(self.pid_file)
-        if pid is not None:
-            stop_pid(pid, expect=str(self.config_file))
-            self.pid_file.unlink(missing_ok=True)
 
     def gobgp(self, *args: str) -> Any:
         """Run ``gobgp -p PORT ARGS -j`` in the namespace and parse its JSON."""

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 T = TypeVar("T")
 
@@ -330,3 +330,49 @@ def attach(host: Namespace, host_if: str, fabric: Namespace, bridge: str, port: 
     fabric.set_master(port, bridge)
     for cidr in cidrs:
         host.add_address(host_if, cidr)
+
+
+@dataclass
+class Daemon:
+    """A peer daemon in ``ns`` whose files live in ``run_dir`` as ``<kind>-<namespace>.<ext>``.
+
+    Subclasses name their ``kind`` and config extension and start the process;
+    this holds the file names, the pid bookkeeping and the stop, checked
+    against the process's command line so a recycled pid is never signalled.
+    """
+
+    ns: Namespace
+    run_dir: Path
+
+    kind: ClassVar[str] = "daemon"
+    config_ext: ClassVar[str] = "conf"
+
+    def _file(self, ext: str) -> Path:
+        return self.run_dir / f"{self.kind}-{self.ns.name}.{ext}"
+
+    @property
+    def config_file(self) -> Path:
+        return self._file(self.config_ext)
+
+    @property
+    def pid_file(self) -> Path:
+        return self._file("pid")
+
+    @property
+    def log_file(self) -> Path:
+        return self._file("log")
+
+    def _write_config(self, config: str) -> None:
+        self.stop()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(config)
+
+    def running(self) -> bool:
+        pid = read_pid_file(self.pid_file)
+        return pid is not None and pid_alive(pid)
+
+    def stop(self) -> None:
+        pid = read_pid_file(self.pid_file)
+        if pid is not None:
+            stop_pid(pid, expect=str(self.config_file))
+            self.pid_file.unlink(missing_ok=True)
