@@ -5,7 +5,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv6Address, ip_network
 
 from spinelb.bgp import wire
-from spinelb.bgp.rib import AdjRibOut, PathAttributes
+from spinelb.bgp.rib import AdjRibIn, AdjRibOut, PathAttributes
 from spinelb.bgp.wire import IPV4_UNICAST, IPV6_UNICAST, MAX_MESSAGE_LEN
 
 ATTRS = PathAttributes(
@@ -122,3 +122,18 @@ def test_take_returns_about_max_bytes() -> None:
     batch = rib.take(16384)
     assert 16384 <= sum(map(len, batch)) < 16384 + MAX_MESSAGE_LEN
     assert rib.pending()
+
+
+def test_adj_rib_in_tracks_presence_of_both_families() -> None:
+    rib_in = AdjRibIn()
+    v4 = hosts(3)
+    v6 = [ip_network("fd00:92::71/128"), ip_network("fd00:92::/64")]
+    rib_in.announce([*v4, *v6])
+    rib_in.announce(v4[:1])  # an implicit replace counts once
+    assert len(rib_in) == 5
+    rib_in.withdraw([v4[0], v6[1], ip_network("10.1.0.0/16")])  # unknown withdrawals are no-ops
+    assert set(rib_in) == {v4[1], v4[2], v6[0]}
+    assert v4[1] in rib_in and v4[0] not in rib_in and ip_network("0.0.0.0/0") not in rib_in
+    # 10.0.0.0/8 and ::a00:0/8-style keys must not collide across families
+    rib_in.announce([ip_network("::a5c:0/120")])
+    assert ip_network("10.92.0.0/24") not in rib_in

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from spinelb.bgp import wire
 from spinelb.bgp.wire import (
@@ -263,3 +263,48 @@ def end_of_rib(family: Family, *, asn4: bool = True) -> bytes:
     """The End-of-RIB marker for ``family`` (RFC 4724 section 2)."""
     return wire.encode(wire.end_of_rib(family), asn4=asn4)
 
+
+
+class AdjRibIn:
+    """Which prefixes a peer currently announces to us (RFC 4271 Adj-RIB-In, presence only).
+
+    The speaker uses no received route, so no attributes are kept, and each
+    prefix is held as one integer rather than an ``ipaddress`` object: a spine
+    that sends 100,000 /32s back costs a few megabytes, not tens.
+    """
+
+    __slots__ = ("_keys",)
+
+    def __init__(self) -> None:
+        self._keys: set[int] = set()
+
+    @staticmethod
+    def _key(prefix: Prefix) -> int:
+        key = int(prefix.network_address) << 8 | prefix.prefixlen
+        return key if prefix.version == 4 else key | _V6_TAG
+
+    def announce(self, prefixes: Iterable[Prefix]) -> None:
+        self._keys.update(map(self._key, prefixes))
+
+    def withdraw(self, prefixes: Iterable[Prefix]) -> None:
+        self._keys.difference_update(map(self._key, prefixes))
+
+    def clear(self) -> None:
+        self._keys.clear()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, prefix: object) -> bool:
+        return isinstance(prefix, IPv4Network | IPv6Network) and self._key(prefix) in self._keys
+
+    def __iter__(self) -> Iterator[Prefix]:
+        for key in self._keys:
+            length = key & 0xFF
+            if key & _V6_TAG:
+                yield IPv6Network(((key ^ _V6_TAG) >> 8, length))
+            else:
+                yield IPv4Network((key >> 8, length))
+
+
+_V6_TAG = 1 << 136  # above any IPv6 address shifted by 8: tells the families apart

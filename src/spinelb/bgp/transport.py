@@ -22,7 +22,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any, Protocol
 
 from spinelb.bgp import fsm, wire
-from spinelb.bgp.rib import AdjRibOut, PathAttributes, end_of_rib
+from spinelb.bgp.rib import AdjRibIn, AdjRibOut, PathAttributes, end_of_rib
 from spinelb.bgp.wire import Address, BgpError, Family, MessageType, Prefix
 
 log = logging.getLogger("spinelb.session")
@@ -37,6 +37,8 @@ IPTOS_PREC_INTERNETCONTROL = 0xC0
 WRITE_LOW = 16 * 1024
 WRITE_HIGH = 64 * 1024
 BATCH = 16 * 1024
+# Received messages handled per event-loop turn before timers get their chance.
+MESSAGES_PER_TURN = 8
 
 
 # --- sockets ---------------------------------------------------------------
@@ -130,7 +132,8 @@ class _Connection(asyncio.Protocol):
         self.outgoing = outgoing  # we initiated it (what collision resolution compares)
         self.transport: asyncio.Transport | None = None
         self.reader = wire.MessageReader()
-        self.paused = False
+        self.paused = False  # our writes are paused (the peer reads slowly)
+        self.reading_paused = False  # we stopped reading while buffered messages wait
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -138,11 +141,22 @@ class _Connection(asyncio.Protocol):
         transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
 
     def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        if not self.reading_paused:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Handle up to MESSAGES_PER_TURN buffered messages; leave the rest for the next turn.
+
+        A read can hold hundreds of UPDATEs (a spine sending its table back);
+        handling them in slices lets the keepalive timer and the UPDATE pump run
+        in between.  Reading pauses meanwhile, so the kernel's window pushes back.
+        """
         session = self.session
         machine = session.machine_of(self)
         if machine is None:
             return
-        self.reader.feed(data)
+        budget = MESSAGES_PER_TURN
         try:
             for msg_type, body in self.reader.messages():
                 neg = machine.negotiated
@@ -151,10 +165,25 @@ class _Connection(asyncio.Protocol):
                 machine = session.machine_of(self)
                 if machine is None:
                     return
+                budget -= 1
+                if budget == 0 and self.reader.pending >= wire.HEADER_LEN:
+                    self._pause_reading()
+                    asyncio.get_running_loop().call_soon(self._drain)
+                    return
         except BgpError as err:
             current = session.machine_of(self)
             if current is not None:
                 session.on_decode_error(self, current, err)
+            return
+        if self.reading_paused:
+            self.reading_paused = False
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    def _pause_reading(self) -> None:
+        if not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.session.on_connection_lost(self, exc)
@@ -199,7 +228,7 @@ class PeerSession:
         self.fsm = fsm.Session(settings)
         self.connection: _Connection | None = None
         self.rib: AdjRibOut | None = None
-        self.received: set[Prefix] = set()
+        self.received = AdjRibIn()
         self.end_of_rib: set[Family] = set()  # families whose initial table the peer finished
         self.established_at: float | None = None  # wall clock, for status
         self.last_error: str | None = None
@@ -580,20 +609,19 @@ class PeerSession:
             self.end_of_rib.add(eor)
             return
         received = self.received
-        for prefix in update.withdrawn:
-            received.discard(prefix)
+        received.withdraw(update.withdrawn)
         mp_reach: tuple[Prefix, ...] = ()
         for attr in update.attributes:
             if isinstance(attr, wire.MpUnreachNlri):
-                received.difference_update(attr.withdrawn)
+                received.withdraw(attr.withdrawn)
             elif isinstance(attr, wire.MpReachNlri):
                 mp_reach = attr.nlri
         if update.treat_as_withdraw:
-            received.difference_update(update.nlri)
-            received.difference_update(mp_reach)
+            received.withdraw(update.nlri)
+            received.withdraw(mp_reach)
         else:
-            received.update(update.nlri)
-            received.update(mp_reach)
+            received.announce(update.nlri)
+            received.announce(mp_reach)
 
     # --- status ------------------------------------------------------------
 
