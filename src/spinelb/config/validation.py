@@ -408,16 +408,22 @@ class _Checker:
         endpoints: dict[tuple[Address, int], int] = {}
         for index, item in enumerate(value):
             path = f"peers[{index}]"
+            # Names are checked for duplicates even on peers with other problems.
+            name = item.get("name") if isinstance(item, dict) else None
+            duplicate = False
+            if isinstance(name, str):
+                if name in names:
+                    duplicate = True
+                    self.problem(
+                        f"{path}.name", name, f"duplicate peer name (also peers[{names[name]}])"
+                    )
+                else:
+                    names[name] = index
             peer = self.peer(item, path, local_asn, local_asn_given)
             if peer is None:
                 self.peers_incomplete = True
                 continue
-            if peer.name in names:
-                self.problem(
-                    f"{path}.name",
-                    peer.name,
-                    f"duplicate peer name (also peers[{names[peer.name]}])",
-                )
+            if duplicate:
                 continue
             endpoint = (peer.address, peer.port)
             if endpoint in endpoints:
@@ -427,7 +433,6 @@ class _Checker:
                     f"duplicate peer address and port {peer.port} (also peers[{endpoints[endpoint]}])",
                 )
                 continue
-            names[peer.name] = index
             endpoints[endpoint] = index
             peers.append(peer)
         return peers
