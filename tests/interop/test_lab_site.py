@@ -39,7 +39,7 @@ def site_lab(request: pytest.FixtureRequest, netns_ready: None,
     if speaker == "spinelb":
         reason = speaker_available()
         if reason:
-            pytest.skip(f"the spinelb speaker is not usable yet: {reason}")
+            pytest.fail(f"the spinelb speaker is not usable: {reason}")
     lab = SiteLab(load_site(), prefix=f"slt{os.getpid()}-", run_dir=tmp_path)
     try:
         yield lab, speaker

@@ -9,6 +9,7 @@ import socket
 from ipaddress import IPv4Address
 
 import pytest
+from waiting import wait_for
 
 from spinelb.bgp import wire
 from spinelb.bgp.fsm import State
@@ -71,11 +72,7 @@ def test_collision_keeps_the_connection_of_the_higher_identifier(peer_id: str, k
             ww.write(wire.encode(wire.Keepalive()))
             while not isinstance(await read_message(wr), wire.Keepalive):
                 pass
-            for _ in range(100):
-                if session.state is State.ESTABLISHED:
-                    break
-                await asyncio.sleep(0.01)
-            assert session.state is State.ESTABLISHED
+            await wait_for(lambda: session.state is State.ESTABLISHED)
             assert session.connection is not None and session.connection.outgoing == (kept == "ours")
         finally:
             await speaker.shutdown("test over")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
 from ipaddress import IPv4Address, ip_network
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 from spinelb.bgp.fsm import State
 from spinelb.config import parse_config
@@ -47,15 +47,6 @@ def configs(port: int, n: int, **peer: Any) -> tuple[dict[str, Any], dict[str, A
                    "hold_time": 3, **peer}],
     }
     return announcer, receiver
-
-
-async def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def run_pair(n: int, **peer: Any) -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from collections.abc import Callable
 from ipaddress import IPv4Address, ip_network
 
 import pytest
+from waiting import wait_for
 
 from spinelb.bgp import wire
 from spinelb.bgp.fsm import State
@@ -92,15 +92,6 @@ class ScriptedPeer:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
-
-
-async def wait_for(cond: Callable[[], object], timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def exchange(script: bytes) -> tuple[ScriptedPeer, Speaker]:
