@@ -156,3 +156,27 @@ def test_status_api_reports_established_sessions_and_counts(
     metrics = speaker.api_get("/metrics")
     assert 'spinelb_session_up{peer="spine"} 1.0' in metrics
     assert 'spinelb_prefixes_advertised{peer="spine"} 2.0' in metrics
+
+
+def test_route_refresh_from_the_spine_gets_the_table_again(topology: Callable[..., Topology]) -> None:
+    topo = topology(workers=1)
+    spine = topo.start_frr_spine(topo.frr_spine_config())
+    prefixes = [f"10.92.101.{i}/32" for i in range(1, 41)]
+    topo.start_speaker(0, topo.speaker_config(0, announce=prefixes))
+    address = topo.worker_v4(0)
+    spine.wait_established({address})
+
+    def updates_received() -> int:
+        stats = spine.json(f"show bgp neighbors {address} json")[address]["messageStats"]
+        return int(stats["updatesRecv"])
+
+    first = wait_for(lambda: (n := updates_received()) >= 2 and n, timeout=10,
+                     what="the table and End-of-RIB at the spine")
+    spine.vtysh(f"clear bgp ipv4 unicast {address} soft in")  # sends ROUTE-REFRESH (RFC 2918)
+    # The whole table (one UPDATE for 40 /32s) and End-of-RIB come again; the session stays.
+    wait_for(lambda: updates_received() >= first + 2, timeout=10, what="the table resent")
+    neighbor = spine.json(f"show bgp neighbors {address} json")[address]
+    assert neighbor["bgpState"] == "Established"
+    assert neighbor["messageStats"]["routeRefreshSent"] >= 1
+    assert neighbor["messageStats"]["notificationsRecv"] == 0
+    assert len(spine.bgp_paths(prefixes[-1])) == 1
