@@ -1,0 +1,290 @@
+"""Validation of spine site data: each problem as the user reads it, naming the variable and value."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from test_spine_model import SiteData, inventory_data
+
+from spinelb.spine import SiteError, load_site
+
+
+def problems(edit: Callable[[SiteData], object]) -> list[str]:
+    """The problems load_site reports for the reference site changed by ``edit``."""
+    data = inventory_data()
+    edit(data)
+    with pytest.raises(SiteError) as caught:
+        load_site(*data)
+    assert str(caught.value).startswith(f"site data: {len(caught.value.problems)} problem")
+    return caught.value.problems
+
+
+def site(data: SiteData) -> dict[str, Any]:
+    return data[0]
+
+
+def host(data: SiteData, name: str) -> dict[str, Any]:
+    return data[1][name]
+
+
+def test_reference_site_is_valid() -> None:
+    load_site(*inventory_data())
+
+
+def test_overlapping_pools() -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_pools"]["customer-access"]["cidr"] = "10.102.5.96/27"
+
+    assert problems(edit) == [
+        "spinelb_pools.customer-access.cidr: 10.102.5.96/27 overlaps "
+        "spinelb_pools.customer-management.cidr (10.102.5.64/26)"
+    ]
+
+
+def test_pool_outside_every_network() -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_pools"]["node-management"]["network"] = "nmnlb"
+
+    assert problems(edit) == [
+        "spinelb_pools.node-management.network: 'nmnlb' is not a network in spinelb_networks "
+        "(known: can, cmn, hmn, nmn)"
+    ]
+
+
+def test_pool_with_host_bits() -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_pools"]["customer-access"]["cidr"] = "10.102.10.130/26"
+
+    assert problems(edit) == [
+        "spinelb_pools.customer-access.cidr: '10.102.10.130/26' is not an IPv4 network "
+        "(10.102.10.130/26 has host bits set)"
+    ]
+
+
+def test_pool_straddling_a_network_boundary() -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_pools"]["customer-access"]["cidr"] = "10.102.10.0/23"
+
+    assert problems(edit) == [
+        "spinelb_pools.customer-access.cidr: 10.102.10.0/23 straddles "
+        "spinelb_networks.can.cidr (10.102.10.0/24)"
+    ]
+
+
+def test_pool_whose_peering_network_has_no_speaker_as() -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_pools"]["hardware-management"]["peering"] = "hmn"
+
+    assert problems(edit) == [
+        "spinelb_pools.hardware-management.peering: 'hmn' has no speaker AS "
+        "(set spinelb_networks.hmn.speaker_asn and peering: true)"
+    ]
+
+
+def test_pool_peering_on_a_network_not_marked_peering() -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_networks"]["hmn"]["speaker_asn"] = 65530
+        site(data)["spinelb_pools"]["hardware-management"]["peering"] = "hmn"
+
+    assert problems(edit) == [
+        "spinelb_pools.hardware-management.peering: 'hmn' is not a peering network "
+        "(set spinelb_networks.hmn.peering: true)"
+    ]
+
+
+def test_peering_network_without_speaker_as() -> None:
+    def edit(data: SiteData) -> None:
+        del site(data)["spinelb_networks"]["cmn"]["speaker_asn"]
+
+    found = problems(edit)
+    assert (
+        found[0]
+        == "spinelb_networks.cmn.speaker_asn: is required on a peering network (peering: true)"
+    )
+    assert "spinelb_pools.customer-access.peering: 'cmn' has no speaker AS" in found[1]
+
+
+def test_worker_without_an_address_on_a_delivery_network() -> None:
+    def edit(data: SiteData) -> None:
+        del host(data, "ncn-w002")["spinelb_addresses"]["hmn"]
+
+    assert problems(edit) == [
+        "ncn-w002.spinelb_addresses.hmn: is missing; ncn-w002 delivers pool hardware-management "
+        "(spinelb_pools.hardware-management.network: hmn)"
+    ]
+
+
+def test_worker_without_an_address_on_a_peering_network() -> None:
+    def edit(data: SiteData) -> None:
+        del host(data, "ncn-w001")["spinelb_addresses"]["cmn"]
+
+    assert problems(edit) == [
+        "ncn-w001.spinelb_addresses.cmn: is missing; ncn-w001 delivers pool customer-access "
+        "(spinelb_pools.customer-access.peering: cmn)"
+    ]
+
+
+@pytest.mark.parametrize("value", [0, 4294967296, -1])
+def test_switch_asn_out_of_range(value: int) -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_switch_asn"] = value
+
+    assert problems(edit) == [f"spinelb_switch_asn: {value} is outside 1..4294967295"]
+
+
+def test_speaker_asn_out_of_range_and_not_a_number() -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_networks"]["nmn"]["speaker_asn"] = 4294967296
+        site(data)["spinelb_networks"]["cmn"]["speaker_asn"] = "AS65532"
+
+    found = problems(edit)
+    assert found[:2] == [
+        "spinelb_networks.cmn.speaker_asn: 'AS65532' is not an integer",
+        "spinelb_networks.nmn.speaker_asn: 4294967296 is outside 1..4294967295",
+    ]
+
+
+def test_switch_asn_missing() -> None:
+    def edit(data: SiteData) -> None:
+        del site(data)["spinelb_switch_asn"]
+
+    assert problems(edit) == ["spinelb_switch_asn: is required (the spines' AS)"]
+
+
+def test_single_path_prefix_outside_the_pools() -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_bgp"]["single_path"][1]["prefix"] = "10.93.100.60/32"
+
+    assert problems(edit) == [
+        "spinelb_bgp.single_path[1].prefix: 10.93.100.60/32 is outside every pool in spinelb_pools"
+    ]
+
+
+def test_single_path_unknown_worker() -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_bgp"]["single_path"][0]["workers"] = ["ncn-w001", "ncn-w009"]
+
+    assert problems(edit) == [
+        "spinelb_bgp.single_path[0].workers[1]: 'ncn-w009' is not a host in group workers"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("platform", "paths", "bounds"),
+    [("aoscx", 33, "1..32"), ("aoscx", 0, "1..32"), ("frr", 257, "1..256"), ("frr", 0, "1..256")],
+)
+def test_maximum_paths_outside_the_platform_range(platform: str, paths: int, bounds: str) -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_bgp"]["maximum_paths"] = paths
+        for spine in ("sw-spine-001", "sw-spine-002"):
+            host(data, spine)["spinelb_platform"] = platform
+
+    assert problems(edit) == [
+        f"spinelb_bgp.maximum_paths: {paths} is outside {bounds} for platform {platform} ({spine})"
+        for spine in ("sw-spine-001", "sw-spine-002")
+    ]
+
+
+def test_maximum_paths_within_frr_range_is_accepted() -> None:
+    data = inventory_data("lab")
+    site(data)["spinelb_bgp"]["maximum_paths"] = 256
+    assert load_site(*data).bgp.maximum_paths == 256
+
+
+def test_maximum_paths_range_is_per_spine_platform() -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_bgp"]["maximum_paths"] = 64
+        host(data, "sw-spine-001")["spinelb_platform"] = "frr"
+
+    assert problems(edit) == [
+        "spinelb_bgp.maximum_paths: 64 is outside 1..32 for platform aoscx (sw-spine-002)"
+    ]
+
+
+def test_unknown_platform() -> None:
+    def edit(data: SiteData) -> None:
+        host(data, "sw-spine-001")["spinelb_platform"] = "eos"
+
+    assert problems(edit) == ["sw-spine-001.spinelb_platform: 'eos' is not one of aoscx, frr"]
+
+
+def test_spine_needs_a_loopback_and_peering_addresses() -> None:
+    def edit(data: SiteData) -> None:
+        del host(data, "sw-spine-002")["spinelb_addresses"]["loopback"]
+        del host(data, "sw-spine-002")["spinelb_addresses"]["nmn"]
+
+    assert problems(edit) == [
+        "sw-spine-002.spinelb_addresses.loopback: is required on a spine (its router-id)",
+        "sw-spine-002.spinelb_addresses.nmn: is required: spines peer on spinelb_networks.nmn",
+    ]
+
+
+def test_address_outside_its_network_and_duplicate_address() -> None:
+    def edit(data: SiteData) -> None:
+        host(data, "ncn-w001")["spinelb_addresses"]["nmn"] = "10.253.1.10"
+        host(data, "ncn-w003")["spinelb_addresses"]["cmn"] = "10.102.5.15"
+
+    assert problems(edit) == [
+        "ncn-w001.spinelb_addresses.nmn: 10.253.1.10 is outside spinelb_networks.nmn.cidr (10.252.0.0/17)",
+        "ncn-w003.spinelb_addresses.cmn: 10.102.5.15 is also ncn-w002.spinelb_addresses.cmn",
+    ]
+
+
+def test_bad_values_are_named_with_their_paths() -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_networks"]["can"]["cidr"] = "10.102.10.0/33"
+        site(data)["spinelb_bgp"]["timers"] = {"keepalive": 5, "hold": 2}
+        site(data)["spinelb_bgp"]["distance"]["ibgp"] = 256
+        site(data)["spinelb_bgp"]["bfd"] = "yes"
+
+    assert problems(edit) == [
+        "spinelb_networks.can.cidr: '10.102.10.0/33' is not an IPv4 network "
+        "('33' is not a valid netmask)",
+        "spinelb_pools.customer-access.network: 'can' is not a network in spinelb_networks "
+        "(known: cmn, hmn, nmn)",
+        "spinelb_bgp.timers.hold: 2 is not allowed (0 or 3..65535, RFC 4271)",
+        "spinelb_bgp.distance.ibgp: 256 is outside 1..255",
+        "spinelb_bgp.bfd: 'yes' is not a boolean (true or false)",
+        "sw-spine-001.spinelb_addresses.can: 'can' is not a network in spinelb_networks",
+        "sw-spine-002.spinelb_addresses.can: 'can' is not a network in spinelb_networks",
+        "ncn-w001.spinelb_addresses.can: 'can' is not a network in spinelb_networks",
+        "ncn-w002.spinelb_addresses.can: 'can' is not a network in spinelb_networks",
+        "ncn-w003.spinelb_addresses.can: 'can' is not a network in spinelb_networks",
+    ]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_switch_asn"] = 0
+        site(data)["spinelb_pools"]["customer-access"]["cidr"] = "10.102.5.96/27"
+        site(data)["spinelb_bgp"]["single_path"][0]["prefix"] = "10.1.1.1/32"
+
+    assert len(problems(edit)) == 3
+
+
+@pytest.mark.parametrize("password", ["a b", "x" * 81, 12345])
+def test_bad_password_is_never_quoted(password: object) -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_bgp_password"] = password
+
+    found = problems(edit)
+    assert len(found) == 1 and found[0].startswith("spinelb_bgp_password: ")
+    assert str(password) not in found[0]
+    assert "value not shown" in found[0]
+
+
+def test_missing_and_mistyped_addresses() -> None:
+    def edit(data: SiteData) -> None:
+        del site(data)["spinelb_pools"]["node-management"]["cidr"]
+        host(data, "ncn-w001")["spinelb_addresses"]["can"] = 167772160
+        host(data, "ncn-m001")["spinelb_addresses"]["nmn"] = "10.252.1.300"
+
+    assert problems(edit) == [
+        "spinelb_pools.node-management.cidr: is required (an IPv4 network, e.g. 10.92.100.0/24)",
+        "ncn-w001.spinelb_addresses.can: 167772160 is not an IPv4 address",
+        "ncn-m001.spinelb_addresses.nmn: '10.252.1.300' is not an IPv4 address",
+        # the pool has no CIDR, so nothing holds the single-path prefix any more:
+        "spinelb_bgp.single_path[0].prefix: 10.92.100.60/32 is outside every pool in spinelb_pools",
+    ]
