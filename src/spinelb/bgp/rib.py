@@ -14,7 +14,7 @@ time, so a large table never sits in a socket buffer in front of a KEEPALIVE.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from spinelb.bgp import wire
@@ -182,18 +182,31 @@ class AdjRibOut:
         v6_withdraw = [p for p in withdraw if p.version == 6]
         yield from _ipv4_withdrawals(v4_withdraw)
         yield from _mp_withdrawals(v6_withdraw, self.asn4)
-        groups: dict[PathAttributes, list[Prefix]] = {}
+        # One open message per attribute set, sent as soon as it is full: the
+        # work is spread over the take() calls, never done for the whole table
+        # at once, so the event loop stays free between batches.  Consecutive
+        # prefixes usually share one attribute object: that case skips the dict.
+        open_chunks: dict[tuple[PathAttributes, int], _Chunk] = {}
+        current: _Chunk | None = None
         for prefix, attrs in announce.items():
-            groups.setdefault(attrs, []).append(prefix)
-        for attrs, prefixes in groups.items():
-            v4 = [p for p in prefixes if p.version == 4]
-            v6 = [p for p in prefixes if p.version == 6]
-            if v4:
-                yield from self._ipv4_announcements(attrs, v4)
-            if v6:
-                yield from _mp_announcements(attrs, v6, self.asn4)
+            version = prefix.version
+            if current is None or attrs is not current.attrs or version != current.version:
+                key = (attrs, version)
+                current = open_chunks.get(key)
+                if current is None:
+                    current = open_chunks[key] = _Chunk(attrs, version, self._room(attrs, version))
+            size = 1 + ((prefix.prefixlen + 7) >> 3)
+            if current.used + size > current.room and current.prefixes:
+                yield self._announcement(attrs, version, current.prefixes)
+                current.prefixes = []
+                current.used = 0
+            current.prefixes.append(prefix)
+            current.used += size
+        for chunk in open_chunks.values():
+            if chunk.prefixes:
+                yield self._announcement(chunk.attrs, chunk.version, chunk.prefixes)
 
-    def _ipv4_announcements(self, attrs: PathAttributes, prefixes: Sequence[Prefix]) -> Iterator[bytes]:
+    def _ipv4_attributes(self, attrs: PathAttributes) -> bytes:
         encoded = self._encoded.get(attrs)
         if encoded is None:
             if not isinstance(attrs.next_hop, IPv4Address):
@@ -202,9 +215,36 @@ class AdjRibOut:
                 (*attrs.attributes, wire.NextHop(attrs.next_hop)), asn4=self.asn4
             )
             self._encoded[attrs] = encoded
-        room = _BODY_ROOM - len(encoded)
-        for nlri in _pack(prefixes, room):
-            yield wire.frame(MessageType.UPDATE, wire.encode_update_body(b"", encoded, nlri))
+        return encoded
+
+    def _room(self, attrs: PathAttributes, version: int) -> int:
+        """Octets left for NLRI in one UPDATE carrying ``attrs``."""
+        if version == 4:
+            return _BODY_ROOM - len(self._ipv4_attributes(attrs))
+        base = wire.encode_path_attributes(attrs.attributes, asn4=self.asn4)
+        return _BODY_ROOM - len(base) - _MP_REACH_FIXED - len(attrs.next_hop.packed)
+
+    def _announcement(self, attrs: PathAttributes, version: int, prefixes: list[Prefix]) -> bytes:
+        if version == 4:
+            body = wire.encode_update_body(
+                b"", self._ipv4_attributes(attrs), wire.encode_nlri(prefixes)
+            )
+        else:
+            mp = wire.MpReachNlri(AFI_IPV6, SAFI_UNICAST, (attrs.next_hop,), tuple(prefixes))
+            encoded = wire.encode_path_attributes((mp, *attrs.attributes), asn4=self.asn4)
+            body = wire.encode_update_body(b"", encoded, b"")
+        return wire.frame(MessageType.UPDATE, body)
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """The UPDATE being filled for one attribute set and family."""
+
+    attrs: PathAttributes
+    version: int
+    room: int
+    used: int = 0
+    prefixes: list[Prefix] = field(default_factory=list)
 
 
 def _pack(prefixes: Iterable[Prefix], room: int) -> Iterator[bytes]:
@@ -232,16 +272,6 @@ def _mp_withdrawals(prefixes: Sequence[Prefix], asn4: bool) -> Iterator[bytes]:
     for chunk in _chunks(prefixes, room):
         attr = wire.MpUnreachNlri(AFI_IPV6, SAFI_UNICAST, tuple(chunk))
         encoded = wire.encode_path_attributes((attr,), asn4=asn4)
-        yield wire.frame(MessageType.UPDATE, wire.encode_update_body(b"", encoded, b""))
-
-
-def _mp_announcements(attrs: PathAttributes, prefixes: Sequence[Prefix], asn4: bool) -> Iterator[bytes]:
-    base = wire.encode_path_attributes(attrs.attributes, asn4=asn4)
-    next_hop_len = 16 if attrs.next_hop.version == 6 else 4
-    room = _BODY_ROOM - len(base) - _MP_REACH_FIXED - next_hop_len
-    for chunk in _chunks(prefixes, room):
-        mp = wire.MpReachNlri(AFI_IPV6, SAFI_UNICAST, (attrs.next_hop,), tuple(chunk))
-        encoded = wire.encode_path_attributes((mp,), asn4=asn4) + base
         yield wire.frame(MessageType.UPDATE, wire.encode_update_body(b"", encoded, b""))
 
 
