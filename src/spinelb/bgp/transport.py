@@ -264,6 +264,9 @@ class PeerSession:
                    withdraw: bool = True, timeout: float = 2.0) -> None:
         """Withdraw every route, send Cease with ``reason``, close (RFC 4486, RFC 9003)."""
         self._stopping = True
+        cand, self._candidate = self._candidate, None
+        if cand is not None and cand.conn.transport is not None:
+            cand.conn.transport.abort()  # a collision still being decided: no session to close
         if withdraw and self.rib is not None and self.connection is not None:
             self.rib.withdraw_all()
             self._flush_rib()
