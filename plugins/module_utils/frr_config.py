@@ -1,0 +1,391 @@
+# Copyright: spinelb maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""FRR's BGP configuration as data: parse ``show running-config``, diff it, mask secrets.
+
+This is the device side of ``spinelb.fabric.spine_bgp`` for FRR.  It is plain
+Python with no Ansible and no ``spinelb`` import, because it runs on the
+target, which need not have the speaker package.
+
+The parsed form (the module's ``before``/``after``/``parsed``) holds only what
+the module may touch, each line as FRR prints it::
+
+    {"prefix_lists": {NAME: ["ip prefix-list NAME seq 10 permit P ge 32 le 32"]},
+     "route_maps": {NAME: {"route-map NAME permit 10": ["match ...", "set ..."]}},
+     "bgp": {"router bgp ASN": {"lines": [...],             # not about one neighbor
+                                "neighbors": {ADDR: [...]},
+                                "address_families": {"address-family ipv4 unicast":
+                                    {"lines": [...], "neighbors": {ADDR: [...]}}}}}}
+
+Everything else in the running configuration (interfaces, other daemons) is
+ignored and never changed.  :func:`commands` turns two such documents into
+the configuration lines that take the device from one to the other, touching
+only objects the data names or, for ``overridden``, objects that spinelb owns
+(see :class:`Ownership`).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+MASK = "<redacted>"
+STATES_WITH_CHANGES = ("merged", "replaced", "overridden", "deleted")
+_SKIP = ("!", "exit", "exit-address-family", "end", "Building configuration...",
+         "Current configuration:")
+_PASSWORD = re.compile(r"^(neighbor \S+ password )\S+$")
+
+
+def empty():
+    """A parsed configuration with nothing in it."""
+    return {"prefix_lists": {}, "route_maps": {}, "bgp": {}}
+
+
+def _new_instance():
+    return {"lines": [], "neighbors": {}, "address_families": {}}
+
+
+def _add_line(block, line):
+    """Put ``line`` into ``block``'s neighbor lines or general lines."""
+    words = line.split()
+    if len(words) >= 3 and words[0] == "neighbor":
+        block["neighbors"].setdefault(words[1], []).append(line)
+    else:
+        block["lines"].append(line)
+
+
+def _blocks(text):
+    """Yield (header, [body lines with indentation]) for each top-level line of ``text``."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        if not line.strip() or line.startswith(" ") or line.strip() in _SKIP:
+            continue
+        body = []
+        while index < len(lines) and (lines[index].startswith(" ") or lines[index] == "exit"):
+            if lines[index] == "exit":
+                index += 1
+                break
+            body.append(lines[index])
+            index += 1
+        yield line, body
+
+
+def parse(text):
+    """The BGP-related part of an FRR configuration ``text`` (running or intended)."""
+    config = empty()
+    for header, body in _blocks(text):
+        if header.startswith("ip prefix-list "):
+            config["prefix_lists"].setdefault(header.split()[2], []).append(header)
+        elif header.startswith("route-map "):
+            name = header.split()[1]
+            entries = config["route_maps"].setdefault(name, {})
+            entries[header] = [b.strip() for b in body if b.strip() and b.strip() not in _SKIP]
+        elif header.startswith("router bgp "):
+            instance = config["bgp"].setdefault(header, _new_instance())
+            family = None
+            for raw in body:
+                line = raw.strip()
+                if line == "exit-address-family":
+                    family = None
+                elif not line or line in _SKIP:
+                    continue
+                elif line.startswith("address-family "):
+                    family = instance["address_families"].setdefault(
+                        line, {"lines": [], "neighbors": {}})
+                else:
+                    _add_line(family if family is not None else instance, line)
+    return config
+
+
+def mask(config):
+    """A copy of ``config`` with every BGP password replaced by ``<redacted>``."""
+    masked = parse("")
+    masked["prefix_lists"] = {k: list(v) for k, v in config["prefix_lists"].items()}
+    masked["route_maps"] = {k: dict(v) for k, v in config["route_maps"].items()}
+    for header, instance in config["bgp"].items():
+        copy = _new_instance()
+        copy["lines"] = list(instance["lines"])
+        copy["neighbors"] = {
+            address: [_PASSWORD.sub(r"\g<1>" + MASK, line) for line in lines]
+            for address, lines in instance["neighbors"].items()
+        }
+        copy["address_families"] = {
+            af: {"lines": list(fam["lines"]),
+                 "neighbors": {a: list(ls) for a, ls in fam["neighbors"].items()}}
+            for af, fam in instance["address_families"].items()
+        }
+        masked["bgp"][header] = copy
+    return masked
+
+
+def mask_line(line):
+    """``line`` with a BGP password replaced by ``<redacted>`` (indentation kept)."""
+    stripped = line.lstrip(" ")
+    return line[:len(line) - len(stripped)] + _PASSWORD.sub(r"\g<1>" + MASK, stripped)
+
+
+def unmask(text, password):
+    """Put the real ``password`` where the intended ``text`` says ``<redacted>``."""
+    if password is None:
+        return text
+    return re.sub(r"(neighbor \S+ password )" + re.escape(MASK), lambda m: m.group(1) + password,
+                  text)
+
+
+def to_text(config):
+    """``config`` as FRR configuration text, in a stable order (for diffs and ``vtysh -f``)."""
+    out = []
+    for name in sorted(config["prefix_lists"]):
+        out += config["prefix_lists"][name]
+    for name in sorted(config["route_maps"]):
+        for header, body in config["route_maps"][name].items():
+            out += [header] + [" " + line for line in body] + ["exit"]
+    for header, instance in config["bgp"].items():
+        out.append(header)
+        out += [" " + line for line in instance["lines"]]
+        for lines in instance["neighbors"].values():
+            out += [" " + line for line in lines]
+        for af, family in instance["address_families"].items():
+            out.append(" " + af)
+            out += ["  " + line for line in family["lines"]]
+            for lines in family["neighbors"].values():
+                out += ["  " + line for line in lines]
+            out.append(" exit-address-family")
+        out.append("exit")
+    return "\n".join(out) + ("\n" if out else "")
+
+
+class Ownership:
+    """Which objects on the device spinelb owns, so ``overridden`` may remove them.
+
+    ``prefix_lists`` and ``route_maps`` are regular expressions over names;
+    a neighbor is owned when its description or inbound route-map matches
+    ``neighbors`` or ``route_maps``.  Only neighbors inside BGP instances the
+    data names are candidates.
+    """
+
+    def __init__(self, prefix_lists="^$", route_maps="^$", neighbors="^$"):
+        self.prefix_lists = re.compile(prefix_lists)
+        self.route_maps = re.compile(route_maps)
+        self.neighbors = re.compile(neighbors)
+
+    def owns_neighbor(self, address, instance):
+        """Whether the neighbor ``address`` of BGP ``instance`` (parsed) is spinelb's."""
+        for line in instance["neighbors"].get(address, []):
+            words = line.split()
+            if words[2] == "description" and self.neighbors.search(" ".join(words[3:])):
+                return True
+        for family in instance["address_families"].values():
+            for line in family["neighbors"].get(address, []):
+                words = line.split()
+                if (words[2] == "route-map" and len(words) == 5 and words[4] == "in"
+                        and self.route_maps.search(words[3])):
+                    return True
+        return False
+
+
+def _neighbor_lines(instance, address):
+    """Every line of neighbor ``address``: (address family or None, line)."""
+    found = [(None, line) for line in instance["neighbors"].get(address, [])]
+    for af, family in instance["address_families"].items():
+        found += [(af, line) for line in family["neighbors"].get(address, [])]
+    return found
+
+
+def _remote_as(instance, address):
+    for line in instance["neighbors"].get(address, []):
+        words = line.split()
+        if words[2] == "remote-as":
+            return words[3]
+    return None
+
+
+def _bgp_commands(header, have, want, state, ownership):
+    """Commands for one ``router bgp`` instance (``have`` may be None)."""
+    have = have or _new_instance()
+    addresses = list(want["neighbors"])
+    for family in want["address_families"].values():
+        addresses += [a for a in family["neighbors"] if a not in addresses]
+    present = set(have["neighbors"])
+    for family in have["address_families"].values():
+        present |= set(family["neighbors"])
+
+    removals = []  # whole neighbors, and lines outside any address family
+    family_removals = {}  # address family -> lines
+    if state == "deleted":
+        removals = ["no neighbor " + a for a in addresses if a in present]
+        return ([header] + [" " + c for c in removals] + ["exit"]) if removals else []
+    if state == "overridden":
+        removals += ["no neighbor " + address for address in sorted(present - set(addresses))
+                     if ownership.owns_neighbor(address, have)]
+
+    recreate = set()
+    for address in addresses:
+        if address not in present:
+            continue
+        if _remote_as(have, address) != _remote_as(want, address):
+            removals.append("no neighbor " + address)
+            recreate.add(address)
+        elif state in ("replaced", "overridden"):
+            wanted = set(_neighbor_lines(want, address))
+            for af, line in _neighbor_lines(have, address):
+                if (af, line) in wanted or line.startswith("no "):
+                    continue
+                if af is None:
+                    removals.append("no " + line)
+                else:
+                    family_removals.setdefault(af, []).append("no " + line)
+
+    def missing(lines, have_lines, address=None):
+        if address in recreate:
+            return list(lines)
+        return [line for line in lines if line not in have_lines]
+
+    body = [" " + line for line in removals]
+    for af, lines in family_removals.items():
+        body += [" " + af] + ["  " + line for line in lines] + [" exit-address-family"]
+    body += [" " + line for line in missing(want["lines"], have["lines"])]
+    for address, lines in want["neighbors"].items():
+        body += [" " + line for line in
+                 missing(lines, have["neighbors"].get(address, []), address)]
+    for af, family in want["address_families"].items():
+        had = have["address_families"].get(af, {"lines": [], "neighbors": {}})
+        lines = missing(family["lines"], had["lines"])
+        for address, neighbor_lines in family["neighbors"].items():
+            lines += missing(neighbor_lines, had["neighbors"].get(address, []), address)
+        if lines:
+            body += [" " + af] + ["  " + line for line in lines] + [" exit-address-family"]
+    return ([header, *body, "exit"]) if body else []
+
+
+def commands(have, want, state, ownership=None):
+    """The configuration lines that take ``have`` to ``want`` under ``state`` (both parsed).
+
+    merged adds what is missing; replaced also removes, inside each object the
+    data names, what the data does not say; overridden also removes owned
+    objects the data no longer names; deleted removes the objects the data names.
+
+    Order: entries replaced inside named prefix-lists and route-maps go first
+    (FRR refuses a second entry with the same sequence), then new prefix-lists
+    and route-maps, then BGP (which refers to them), then whole objects that
+    are gone, once no neighbor refers to them.
+    """
+    if state not in STATES_WITH_CHANGES:
+        raise ValueError(f"state {state!r} computes no commands")
+    ownership = ownership or Ownership()
+    bgp = []
+    for header, instance in want["bgp"].items():
+        bgp += _bgp_commands(header, have["bgp"].get(header), instance, state, ownership)
+    if state == "deleted":
+        return (bgp
+                + ["no route-map " + n for n in want["route_maps"] if n in have["route_maps"]]
+                + ["no ip prefix-list " + n for n in want["prefix_lists"]
+                   if n in have["prefix_lists"]])
+
+    replacing = state in ("replaced", "overridden")
+    first, adds, gone = [], [], []
+    for name, lines in want["prefix_lists"].items():
+        had = have["prefix_lists"].get(name, [])
+        if replacing:
+            first += ["no " + line for line in had if line not in lines]
+        adds += [line for line in lines if line not in had]
+    for name, entries in want["route_maps"].items():
+        had = have["route_maps"].get(name, {})
+        if replacing:
+            first += ["no " + h for h in had if h not in entries]
+        for header, body in entries.items():
+            old = had.get(header)
+            if old is None:
+                adds += [header] + [" " + line for line in body] + ["exit"]
+                continue
+            change = [" no " + line for line in old if line not in body] if replacing else []
+            change += [" " + line for line in body if line not in old]
+            if change:
+                adds += [header, *change, "exit"]
+    if state == "overridden":
+        gone += ["no route-map " + n for n in sorted(have["route_maps"])
+                 if n not in want["route_maps"] and ownership.route_maps.search(n)]
+        gone += ["no ip prefix-list " + n for n in sorted(have["prefix_lists"])
+                 if n not in want["prefix_lists"] and ownership.prefix_lists.search(n)]
+    return first + adds + bgp + gone
+
+
+def changed_view(config, want, ownership, state):
+    """The part of ``config`` a diff should show: what the data names, and for overridden what spinelb owns."""
+    view = empty()
+    for name, lines in config["prefix_lists"].items():
+        if name in want["prefix_lists"] or (state == "overridden"
+                                            and ownership.prefix_lists.search(name)):
+            view["prefix_lists"][name] = lines
+    for name, entries in config["route_maps"].items():
+        if name in want["route_maps"] or (state == "overridden"
+                                          and ownership.route_maps.search(name)):
+            view["route_maps"][name] = entries
+    for header, instance in config["bgp"].items():
+        if header in want["bgp"]:
+            view["bgp"][header] = instance
+    return view
+
+
+def _union(old, new):
+    return list(old) + [line for line in new if line not in old]
+
+
+def _drop_neighbor(instance, address):
+    instance["neighbors"].pop(address, None)
+    for family in instance["address_families"].values():
+        family["neighbors"].pop(address, None)
+
+
+def predict(have, want, state, ownership):
+    """What the device will hold after :func:`commands` (for check mode's diff).
+
+    Lines that replace a value (``timers bgp``) show both old and new under
+    merged; the real ``after`` is read back from the device outside check mode.
+    """
+    after = copy.deepcopy(have)
+    replacing = state in ("replaced", "overridden")
+    for header, instance in want["bgp"].items():
+        addresses = set(instance["neighbors"])
+        for family in instance["address_families"].values():
+            addresses |= set(family["neighbors"])
+        if state == "deleted":
+            if header in after["bgp"]:
+                for address in addresses:
+                    _drop_neighbor(after["bgp"][header], address)
+            continue
+        had = after["bgp"].setdefault(header, _new_instance())
+        if state == "overridden":
+            for address in list(had["neighbors"]):
+                if address not in addresses and ownership.owns_neighbor(address, had):
+                    _drop_neighbor(had, address)
+        had["lines"] = _union(had["lines"], instance["lines"])
+        for address in addresses:
+            if replacing or _remote_as(had, address) != _remote_as(instance, address):
+                _drop_neighbor(had, address)
+        for address, lines in instance["neighbors"].items():
+            had["neighbors"][address] = _union(had["neighbors"].get(address, []), lines)
+        for af, family in instance["address_families"].items():
+            into = had["address_families"].setdefault(af, {"lines": [], "neighbors": {}})
+            into["lines"] = _union(into["lines"], family["lines"])
+            for address, lines in family["neighbors"].items():
+                into["neighbors"][address] = _union(into["neighbors"].get(address, []), lines)
+    for kind in ("route_maps", "prefix_lists"):
+        pattern = ownership.route_maps if kind == "route_maps" else ownership.prefix_lists
+        for name in list(after[kind]):
+            if (state == "deleted" and name in want[kind]) or (
+                    state == "overridden" and name not in want[kind] and pattern.search(name)):
+                del after[kind][name]
+        if state == "deleted":
+            continue
+        for name, value in want[kind].items():
+            if replacing or name not in after[kind]:
+                after[kind][name] = copy.deepcopy(value)
+            elif kind == "prefix_lists":
+                after[kind][name] = _union(after[kind][name], value)
+            else:
+                for header, body in value.items():
+                    after[kind][name][header] = _union(after[kind][name].get(header, []), body)
+    return after

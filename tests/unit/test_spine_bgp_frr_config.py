@@ -1,0 +1,260 @@
+"""spine_bgp's FRR side: parsing running configs, the commands of each state, password masking.
+
+The module_utils file is imported the way Ansible imports it, from a symlink tree
+``ansible_collections/spinelb/fabric`` -> this repository (built in a temporary directory).
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+GOLDEN = REPO / "tests" / "golden" / "frr" / "sw-spine-001.cfg"
+OWNED = {
+    "prefix_lists": r"^(pl-\S+|single-path-\d+)$",
+    "route_maps": r"^\S+-(nmn|cmn)$",
+    "neighbors": r"^\S+-(nmn|cmn)$|^(sw-spine-001|sw-spine-002)$",
+}
+
+
+def collection_root() -> Path:
+    """A directory holding ``ansible_collections/spinelb/fabric`` (a link to the repo), on sys.path."""
+    root = Path(tempfile.mkdtemp(prefix="spinelb-coll-"))
+    atexit.register(shutil.rmtree, root, True)
+    (root / "ansible_collections" / "spinelb").mkdir(parents=True)
+    (root / "ansible_collections" / "spinelb" / "fabric").symlink_to(REPO)
+    sys.path.insert(0, str(root))
+    return root
+
+
+def collection_module(name: str) -> ModuleType:
+    """Import ``ansible_collections.spinelb.fabric.<name>``, making the tree on first use."""
+    if not any(Path(p, "ansible_collections", "spinelb", "fabric").exists() for p in sys.path):
+        collection_root()
+    return importlib.import_module(f"ansible_collections.spinelb.fabric.{name}")
+
+
+fc: Any = collection_module("plugins.module_utils.frr_config")
+
+
+def ownership() -> Any:
+    return fc.Ownership(**OWNED)
+
+
+def golden() -> dict[str, Any]:
+    parsed: dict[str, Any] = fc.parse(GOLDEN.read_text())
+    return parsed
+
+
+# FRR prints the address family's lines in its own order and sorts neighbors; the
+# structure compares lines as sets inside each object, so that order does not matter.
+RUNNING = """Building configuration...
+
+Current configuration:
+!
+frr version 8.4.4
+frr defaults traditional
+hostname vm
+service integrated-vtysh-config
+!
+interface eth0
+ ip address 10.9.9.9/24
+exit
+!
+router bgp 65533
+ bgp router-id 10.2.0.2
+ neighbor 10.252.1.12 remote-as 65531
+ neighbor 10.252.1.12 description ncn-w003-nmn
+ neighbor 10.252.1.12 password s3cret-Pw
+ neighbor 192.0.2.1 remote-as 64999
+ neighbor 192.0.2.1 description someone-elses-peer
+ !
+ address-family ipv4 unicast
+  neighbor 10.252.1.12 activate
+  neighbor 10.252.1.12 route-map ncn-w003-nmn in
+  neighbor 192.0.2.1 activate
+  neighbor 192.0.2.1 route-map their-policy in
+ exit-address-family
+exit
+!
+ip prefix-list their-list seq 5 permit 192.0.2.0/24
+ip prefix-list pl-old-pool seq 10 permit 10.99.0.0/24 ge 32 le 32
+!
+route-map ncn-w003-nmn permit 10
+ match ip address prefix-list pl-node-management
+exit
+!
+route-map their-policy permit 10
+exit
+!
+end
+"""
+
+
+def test_parse_keeps_only_bgp_objects_and_groups_lines_by_neighbor() -> None:
+    parsed = fc.parse(RUNNING)
+    assert set(parsed["prefix_lists"]) == {"their-list", "pl-old-pool"}
+    assert parsed["route_maps"]["their-policy"] == {"route-map their-policy permit 10": []}
+    instance = parsed["bgp"]["router bgp 65533"]
+    assert instance["lines"] == ["bgp router-id 10.2.0.2"]
+    assert instance["neighbors"]["192.0.2.1"] == [
+        "neighbor 192.0.2.1 remote-as 64999",
+        "neighbor 192.0.2.1 description someone-elses-peer",
+    ]
+    family = instance["address_families"]["address-family ipv4 unicast"]
+    assert family["neighbors"]["10.252.1.12"] == [
+        "neighbor 10.252.1.12 activate",
+        "neighbor 10.252.1.12 route-map ncn-w003-nmn in",
+    ]
+    assert "interface eth0" not in fc.to_text(parsed)
+
+
+def test_to_text_parses_back_to_the_same_structure() -> None:
+    assert fc.parse(fc.to_text(golden())) == golden()
+
+
+def test_merged_from_nothing_sends_every_line_and_nothing_when_done() -> None:
+    want = golden()
+    commands = fc.commands(fc.empty(), want, "merged", ownership())
+    assert fc.parse("\n".join(commands)) == want
+    for state in ("merged", "replaced", "overridden"):
+        assert fc.commands(want, want, state, ownership()) == [], state
+
+
+def test_order_of_lines_inside_an_object_is_not_a_change() -> None:
+    want = golden()
+    shuffled = fc.parse(fc.to_text(want))
+    for instance in shuffled["bgp"].values():
+        for family in instance["address_families"].values():
+            family["lines"].reverse()
+            for lines in family["neighbors"].values():
+                lines.reverse()
+    assert fc.commands(shuffled, want, "replaced", ownership()) == []
+
+
+def test_new_entries_come_before_bgp_that_refers_to_them() -> None:
+    commands = fc.commands(fc.empty(), golden(), "merged", ownership())
+    first_bgp = commands.index("router bgp 65533")
+    assert commands.index("ip prefix-list pl-node-management seq 10 permit "
+                          "10.92.100.0/24 ge 32 le 32") < first_bgp
+    assert commands.index("route-map ncn-w003-nmn permit 40") < first_bgp
+
+
+def test_overridden_removes_the_decommissioned_worker_and_nothing_it_does_not_own() -> None:
+    have = fc.parse(RUNNING)
+    want = golden()
+    for address in ("10.252.1.12", "10.102.5.16"):
+        want["bgp"]["router bgp 65533"]["neighbors"].pop(address)
+        want["bgp"]["router bgp 65533"]["address_families"][
+            "address-family ipv4 unicast"]["neighbors"].pop(address)
+    del want["route_maps"]["ncn-w003-nmn"], want["route_maps"]["ncn-w003-cmn"]
+    commands = fc.commands(have, want, "overridden", ownership())
+    assert " no neighbor 10.252.1.12" in commands
+    assert "no route-map ncn-w003-nmn" in commands
+    assert "no ip prefix-list pl-old-pool" in commands
+    text = "\n".join(commands)
+    assert "192.0.2.1" not in text
+    assert "their-policy" not in text
+    assert "their-list" not in text
+    # merged and replaced never remove an object the data does not name
+    for state in ("merged", "replaced"):
+        assert not [c for c in fc.commands(have, want, state, ownership())
+                    if "no neighbor 10.252.1.12" in c or c.startswith("no route-map")], state
+
+
+def test_replaced_removes_lines_the_data_does_not_say_inside_named_objects() -> None:
+    want = golden()
+    have = fc.parse(fc.to_text(want))
+    instance = have["bgp"]["router bgp 65533"]
+    instance["neighbors"]["10.252.1.10"].append("neighbor 10.252.1.10 shutdown")
+    instance["address_families"]["address-family ipv4 unicast"]["neighbors"][
+        "10.252.1.10"].append("neighbor 10.252.1.10 allowas-in 1")
+    have["route_maps"]["ncn-w001-nmn"]["route-map ncn-w001-nmn permit 10"].append("set metric 5")
+    have["route_maps"]["ncn-w001-nmn"]["route-map ncn-w001-nmn permit 90"] = []
+    have["prefix_lists"]["pl-node-management"].append(
+        "ip prefix-list pl-node-management seq 20 permit 10.0.0.0/8")
+    assert fc.commands(have, want, "merged", ownership()) == []
+    assert fc.commands(have, want, "replaced", ownership()) == [
+        "no ip prefix-list pl-node-management seq 20 permit 10.0.0.0/8",
+        "no route-map ncn-w001-nmn permit 90",
+        "route-map ncn-w001-nmn permit 10",
+        " no set metric 5",
+        "exit",
+        "router bgp 65533",
+        " no neighbor 10.252.1.10 shutdown",
+        " address-family ipv4 unicast",
+        "  no neighbor 10.252.1.10 allowas-in 1",
+        " exit-address-family",
+        "exit",
+    ]
+
+
+def test_a_neighbor_whose_as_changed_is_recreated_with_all_its_lines() -> None:
+    want = golden()
+    have = fc.parse(fc.to_text(want).replace(
+        "neighbor 10.252.1.10 remote-as 65531", "neighbor 10.252.1.10 remote-as 64000"))
+    commands = fc.commands(have, want, "merged", ownership())
+    assert commands[:2] == ["router bgp 65533", " no neighbor 10.252.1.10"]
+    assert " neighbor 10.252.1.10 remote-as 65531" in commands
+    assert "  neighbor 10.252.1.10 route-map ncn-w001-nmn in" in commands
+
+
+def test_deleted_removes_what_the_data_names_only() -> None:
+    have = fc.parse(RUNNING)
+    commands = fc.commands(have, golden(), "deleted", ownership())
+    assert commands == [
+        "router bgp 65533", " no neighbor 10.252.1.12", "exit", "no route-map ncn-w003-nmn",
+    ]
+    assert fc.commands(fc.empty(), golden(), "deleted", ownership()) == []
+
+
+def test_states_without_changes_are_refused() -> None:
+    with pytest.raises(ValueError, match="gathered"):
+        fc.commands(fc.empty(), golden(), "gathered")
+
+
+def test_passwords_are_masked_in_data_and_lines_and_restored_for_the_device() -> None:
+    parsed = fc.mask(fc.parse(RUNNING))
+    assert "s3cret-Pw" not in repr(parsed)
+    assert "neighbor 10.252.1.12 password <redacted>" in (
+        parsed["bgp"]["router bgp 65533"]["neighbors"]["10.252.1.12"])
+    assert fc.mask_line(" neighbor 10.0.0.1 password s3cret-Pw") == (
+        " neighbor 10.0.0.1 password <redacted>")
+    assert fc.unmask(" neighbor 10.0.0.1 password <redacted>\n", "p4ss") == (
+        " neighbor 10.0.0.1 password p4ss\n")
+    assert fc.unmask("x <redacted>", None) == "x <redacted>"
+
+
+@pytest.mark.parametrize("state", ["merged", "replaced", "overridden", "deleted"])
+def test_predicted_after_matches_what_the_commands_make(state: str) -> None:
+    """Check mode's diff: named objects as the data says, foreign objects kept, owned ones per state."""
+    have = fc.parse(RUNNING)
+    want = golden()
+    predicted = fc.predict(have, want, state, ownership())
+    view = fc.changed_view(predicted, want, ownership(), state)
+    if state == "deleted":
+        assert not view["route_maps"] and not view["prefix_lists"]
+        assert "10.252.1.12" not in predicted["bgp"]["router bgp 65533"]["neighbors"]
+        assert "192.0.2.1" in predicted["bgp"]["router bgp 65533"]["neighbors"]
+        return
+    if state == "merged":  # merged keeps what else the entry says: the prediction is a union
+        entry = view["route_maps"]["ncn-w003-nmn"]["route-map ncn-w003-nmn permit 10"]
+        assert set(want["route_maps"]["ncn-w003-nmn"]["route-map ncn-w003-nmn permit 10"]) < set(
+            entry)
+    else:
+        assert view["route_maps"] == want["route_maps"]
+    assert view["prefix_lists"] == want["prefix_lists"]
+    assert ("pl-old-pool" in predicted["prefix_lists"]) == (state != "overridden")
+    assert "their-policy" in predicted["route_maps"]
+    neighbors = predicted["bgp"]["router bgp 65533"]["neighbors"]
+    assert "192.0.2.1" in neighbors
+    assert neighbors["10.252.1.10"] == want["bgp"]["router bgp 65533"]["neighbors"]["10.252.1.10"]
