@@ -2,7 +2,9 @@
 
 ``up`` creates one namespace per host named after it, one bridge per network
 in the ``lab-fabric`` namespace, attaches every host with its site addresses,
-starts FRR on the spines and a speaker on each worker, then waits for the
+starts FRR on the spines, configures them with the collection's
+``playbooks/spines.yml`` (inventory ``inventories/lab``), starts a speaker on
+each worker, then waits for the
 expectations of reference-site/README.md.  ``down`` removes all of it, by the
 pid files and names ``up`` used; it is idempotent.
 
@@ -12,6 +14,9 @@ site under prefixed namespace names, so it can run while the lab is up.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -21,9 +26,10 @@ from lab import frr
 from lab.frr import FrrRouter
 from lab.netns import LabError, Namespace, attach, check_ifname, wait_for
 from lab.site import Host, Site
-from lab.spine import render_spine
 from lab.worker import RUN_DIR, SPEAKERS, FrrWorker, SpinelbWorker, make_worker, refusal_probes
 
+REPO = Path(__file__).resolve().parent.parent
+ANSIBLE_PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
 FABRIC = "lab-fabric"
 SPINE_DAEMONS = ("zebra", "bgpd", "bfdd")
 CONVERGE_TIMEOUT = 60.0
@@ -96,16 +102,17 @@ class SiteLab:
                            [host.cidr(network)])
 
     def start_spines(self) -> None:
-        """Start FRR on every spine; return once each accepts its workers' connections.
+        """Start FRR on every spine with no configuration, configure it with the collection's
+        ``playbooks/spines.yml`` (inventory ``inventories/lab``), and return once each spine
+        accepts its workers' connections.
 
         A neighbor FRR has just configured sits in Idle for a moment and resets
         connections that arrive then; speakers started in that window would
         wait out their connect-retry timer.
         """
         for spine in self.site.spines.values():
-            config = render_spine(self.site, spine)
-            frr.check_config(config)
-            self.spine_router(spine).start(config)
+            self.spine_router(spine).start("")
+        self.configure_spines()
         for spine in self.site.spines.values():
             router = self.spine_router(spine)
 
@@ -115,6 +122,25 @@ class SiteLab:
 
             wait_for(listening, timeout=15, interval=0.05,
                      what=f"{spine.name}'s neighbors to leave Idle")
+
+    def configure_spines(self, *args: str) -> str:
+        """Run ``playbooks/spines.yml`` on the lab inventory against this lab's spines."""
+        collections = self.run_dir / "collections"
+        link = collections / "ansible_collections" / "spinelb" / "fabric"
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(REPO)
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_RETRY_FILES_ENABLED="0")
+        pathspace = json.dumps({"spine_frr_pathspace": self.prefix + "{{ inventory_hostname }}"})
+        run = subprocess.run(
+            [str(ANSIBLE_PLAYBOOK), "-i", "inventories/lab", "playbooks/spines.yml",
+             "-e", pathspace, *args],
+            cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=300,
+        )
+        if run.returncode != 0:
+            raise LabError(f"playbooks/spines.yml failed:\n{run.stdout[-3000:]}{run.stderr[-2000:]}")
+        return run.stdout
 
     def start_workers(self, speaker: str) -> None:
         for worker in self.site.workers.values():
@@ -230,10 +256,6 @@ class SiteLab:
         missing: list[str] = []
         for spine in site.spines.values():
             want: dict[str, str] = {}
-            for other in site.spines.values():
-                if other.name != spine.name:
-                    address = other.addresses[site.peering_networks[0].name]
-                    want[str(address)] = f"iBGP {other.name}"
             for worker in site.workers.values():
                 for network in site.peering_networks:
                     want[str(worker.addresses[network.name])] = f"{worker.name} {network.name}"
@@ -243,6 +265,10 @@ class SiteLab:
                 missing.append(f"{spine.name}: {exc}")
                 continue
             gone = [label for address, label in want.items() if address not in established]
+            for other in site.spines.values():  # iBGP, over whichever peering network it runs
+                addresses = {str(other.addresses[n.name]) for n in site.peering_networks}
+                if other.name != spine.name and not addresses & established:
+                    gone.append(f"iBGP {other.name}")
             if gone:
                 missing.append(f"{spine.name} lacks {', '.join(gone)}")
         return Verdict("BGP sessions (workers NMN+CMN to both spines, iBGP between spines)",

@@ -14,7 +14,6 @@ import pytest
 from lab import bird, frr, netns
 from lab.exabgp import as_path
 from lab.site import Site, load_site
-from lab.spine import render_spine, single_path_local_pref
 from lab.worker import OUTSIDE_PROBE, frr_worker_config, refusal_probes, speaker_config
 
 BIRD_ECMP = """BIRD 2.0.12 ready.
@@ -146,21 +145,9 @@ def test_speaker_config_shape(site: Site) -> None:
     assert "10.92.100.222/32" not in by_prefix
 
 
-def test_spine_config_filters_per_session(site: Site) -> None:
-    text = render_spine(site, site.spines["sw-spine-001"])
-    assert "router bgp 65533" in text and " bgp router-id 10.2.0.2" in text
-    assert "ip prefix-list pl-node-management seq 10 permit 10.92.100.0/24 ge 32 le 32" in text
-    assert " neighbor 10.252.1.10 passive" in text
-    assert "  neighbor 10.102.5.14 route-map ncn-w001-cmn in" in text
-    w001_cmn = text.split("route-map ncn-w001-cmn permit 30")[1].split("exit")[0]
-    assert "pl-customer-access" in w001_cmn and "set ip next-hop 10.102.10.10" in w001_cmn
-    assert single_path_local_pref(0, 3) > single_path_local_pref(1, 3) > single_path_local_pref(2, 3)
-
-
 @pytest.mark.skipif(shutil.which("vtysh") is None, reason="FRR's vtysh is not installed")
 def test_rendered_configs_pass_frr_offline_check(site: Site) -> None:
-    for spine in site.spines.values():
-        frr.check_config(render_spine(site, spine))
+    # The spines' configs are the collection's (tests/unit/test_spine_render.py checks them).
     for worker in site.workers.values():
         frr.check_config(frr_worker_config(site, worker))
     with pytest.raises(netns.LabError):
