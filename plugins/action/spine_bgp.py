@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import re
 
+from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
+from ansible_collections.spinelb.fabric.plugins.module_utils import aoscx_config, frr_config
 
 try:
     from spinelb.spine import SiteError, load_site, render
+    from spinelb.spine.aoscx_rest import AoscxClient, AoscxDryRunError, AoscxError
 except ImportError as exc:  # the controller lacks the package: say so when the task runs
     SPINELB_IMPORT_ERROR = exc
 else:
@@ -51,6 +54,95 @@ def ownership(site):
         "prefix_lists": r"^(pl-\S+|single-path-\d+)$",
         "route_maps": route_maps,
         "neighbors": rf"{route_maps}|^({spines})$",
+    }
+
+
+def _scrub(text, secrets):
+    """``text`` with every secret in ``secrets`` replaced by ``<redacted>``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, frr_config.MASK)
+    return text
+
+
+def run_aoscx(connection, state, config, bgp_password, owned, *, check_mode=False, diff=False,
+              save=True, poll_interval=0.5):
+    """Do ``state`` on an AOS-CX switch over REST; the task's result (without Ansible).
+
+    ``connection`` holds :class:`AoscxClient`'s arguments (``host``, ``username``,
+    ``password``, ``port``, ``scheme``, ``verify``).  The running configuration is read as
+    CLI text and diffed like FRR's (only objects the data names or, for ``overridden``,
+    spinelb owns); when something differs the whole candidate (running with the BGP
+    blocks replaced) is dry-run on the switch and, outside check mode, applied with a
+    checkpoint.  A rejected dry-run leaves the switch untouched and fails with its text.
+    The BGP and login passwords never appear in the result.
+    """
+    secrets = (bgp_password, connection.get("password"))
+    result = {"changed": False}
+    try:
+        with AoscxClient(**connection) as client:
+            running = client.running_config_text()
+            have = aoscx_config.parse(running)
+            if state == "gathered":
+                result["gathered"] = aoscx_config.mask(have)
+                return result
+            want = aoscx_config.parse(aoscx_config.unmask(config, bgp_password))
+            ownership = frr_config.Ownership(owned.get("prefix_lists") or "^$",
+                                             owned.get("route_maps") or "^$",
+                                             owned.get("neighbors") or "^$")
+            lines = frr_config.commands(have, want, state, ownership)
+            result.update(changed=bool(lines), before=aoscx_config.mask(have),
+                          commands=aoscx_config.commands_text(lines))
+            after = frr_config.predict(have, want, state, ownership)
+            if lines:
+                text = aoscx_config.candidate(running, after)
+                if check_mode:
+                    verdict = client.dry_run(text, poll_interval=poll_interval)
+                    if not verdict.ok:
+                        raise AoscxDryRunError(
+                            "the switch rejected the config in its dry-run; nothing was "
+                            "applied:\n" + "\n".join(f"  {e}" for e in verdict.errors),
+                            errors=verdict.errors)
+                else:
+                    client.apply(text, confirm=save, poll_interval=poll_interval)
+                    after = aoscx_config.parse(client.running_config_text())
+                    result["after"] = aoscx_config.mask(after)
+    except AoscxError as exc:
+        result.update(failed=True, msg=_scrub(str(exc), secrets))
+        return result
+    if diff and state != "gathered":
+        result["diff"] = {
+            "before": aoscx_config.to_text(aoscx_config.mask(
+                frr_config.changed_view(have, want, ownership, state))),
+            "after": aoscx_config.to_text(aoscx_config.mask(
+                frr_config.changed_view(after, want, ownership, state))),
+        }
+    return result
+
+
+def aoscx_connection(host_vars, inventory_hostname):
+    """:class:`AoscxClient`'s arguments from the spine's ``spinelb_aoscx_*`` variables."""
+    def var(name, default=None):
+        return host_vars.get(name, default)
+
+    username = var("spinelb_aoscx_username")
+    password = var("spinelb_aoscx_password")
+    if not username or password is None:
+        raise AnsibleError("platform aoscx needs spinelb_aoscx_username and "
+                           "spinelb_aoscx_password for the switch's REST API")
+    scheme = var("spinelb_aoscx_scheme", "https")
+    if scheme not in ("https", "http"):
+        raise AnsibleError(f"spinelb_aoscx_scheme must be https or http, not {scheme!r}")
+    verify = bool(var("spinelb_aoscx_validate_certs", True))
+    ca_file = var("spinelb_aoscx_ca_file")
+    port = var("spinelb_aoscx_port")
+    return {
+        "host": str(var("spinelb_aoscx_host") or var("ansible_host") or inventory_hostname),
+        "username": str(username),
+        "password": str(password),
+        "port": int(port) if port else None,
+        "scheme": scheme,
+        "verify": str(ca_file) if ca_file and verify else verify,
     }
 
 
@@ -93,6 +185,17 @@ class ActionModule(ActionBase):
         text = render(site, spine, platform, mask_secrets=True)
         if state == "rendered":
             result.update(changed=False, rendered=text)
+            return result
+        if platform == "aoscx":
+            try:
+                connection = aoscx_connection(hostvars[spine], spine)
+            except AnsibleError as exc:
+                result.update(failed=True, msg=str(exc))
+                return result
+            result.update(run_aoscx(
+                connection, state, text, site.bgp.password, ownership(site),
+                check_mode=self._play_context.check_mode, diff=self._play_context.diff,
+                save=args["save"]))
             return result
         module_args = dict(args, config=text, bgp_password=site.bgp.password,
                            platform=platform, owned=ownership(site))

@@ -96,7 +96,8 @@ options:
   platform:
     description:
       - The spine's platform, filled in by the action plugin from C(spinelb_platform).
-      - V(aoscx) supports O(state=rendered) and O(state=parsed) only for now.
+      - For V(aoscx) the action plugin talks to the switch's REST API from the controller
+        (C(spinelb_aoscx_*) variables, see docs/aoscx.md); this module then only parses.
     type: str
     choices: [frr, aoscx]
     default: frr
@@ -185,7 +186,10 @@ import os  # noqa: E402  (ansible-test wants the documentation first)
 import tempfile  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.spinelb.fabric.plugins.module_utils import frr_config  # noqa: E402
+from ansible_collections.spinelb.fabric.plugins.module_utils import (  # noqa: E402
+    aoscx_config,
+    frr_config,
+)
 
 ARGUMENT_SPEC = dict(
     state=dict(type="str", default="merged",
@@ -245,13 +249,14 @@ def run(module):
     if state == "parsed":
         if params["running_config"] is None:
             module.fail_json(msg="state=parsed needs running_config")
-        return {"changed": False, "parsed": frr_config.mask(frr_config.parse(
-            params["running_config"]))}
+        syntax = aoscx_config if params["platform"] == "aoscx" else frr_config
+        return {"changed": False, "parsed": syntax.mask(syntax.parse(params["running_config"]))}
     if state == "rendered":
         return {"changed": False, "rendered": params["config"] or ""}
     if params["platform"] != "frr":
-        module.fail_json(msg="spine_bgp: state={} for platform {} is not implemented yet "
-                             "(only rendered and parsed are)".format(state, params["platform"]))
+        module.fail_json(msg="spine_bgp: platform {} is configured over its REST API by the "
+                             "action plugin, not on the device (state={})".format(
+                                 params["platform"], state))
     vtysh = Vtysh(module, params["pathspace"])
     have = frr_config.parse(vtysh.running_config())
     if state == "gathered":

@@ -133,12 +133,12 @@ def test_gathered_parsed_and_rendered(monkeypatch: pytest.MonkeyPatch,
     assert untouched.argv == []
 
 
-def test_aoscx_push_is_refused_clearly(monkeypatch: pytest.MonkeyPatch,
+def test_the_module_never_pushes_aoscx_itself(monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     vtysh = FakeVtysh("")
     result = run_module(monkeypatch, capsys, vtysh, state="merged", platform="aoscx",
                         config="router bgp 65533\n")
     assert result["failed"] is True
-    assert result["msg"] == ("spine_bgp: state=merged for platform aoscx is not implemented yet "
-                             "(only rendered and parsed are)")
+    assert result["msg"] == ("spine_bgp: platform aoscx is configured over its REST API by the "
+                             "action plugin, not on the device (state=merged)")
     assert vtysh.argv == []
