@@ -29,7 +29,7 @@ else:
 
 MODULE = "spinelb.fabric.spine_bgp"
 GROUPS = ("spines", "workers", "masters")
-USER_OPTIONS = ("state", "running_config", "pathspace", "save")
+USER_OPTIONS = ("state", "running_config", "pathspace", "save", "reveal_secrets")
 ARGUMENT_SPEC = dict(
     state=dict(type="str", default="merged",
                choices=["merged", "replaced", "overridden", "deleted", "gathered", "rendered",
@@ -37,6 +37,7 @@ ARGUMENT_SPEC = dict(
     running_config=dict(type="str"),
     pathspace=dict(type="str", default=""),
     save=dict(type="bool", default=True),
+    reveal_secrets=dict(type="bool", default=False),
 )
 
 
@@ -184,6 +185,8 @@ class ActionModule(ActionBase):
         platform = site.spines[spine].platform or "frr"
         text = render(site, spine, platform, mask_secrets=True)
         if state == "rendered":
+            if args["reveal_secrets"]:  # for a push by another module; the task sets no_log
+                text = render(site, spine, platform, mask_secrets=False)
             result.update(changed=False, rendered=text)
             return result
         if platform == "aoscx":

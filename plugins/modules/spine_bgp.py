@@ -83,6 +83,13 @@ options:
       - Save the configuration (C(write memory)) after a change.
     type: bool
     default: true
+  reveal_secrets:
+    description:
+      - With O(state=rendered), put the real MD5 password in RV(rendered) instead of
+        C(<redacted>), for handing the text to another module (the role's
+        C(arubanetworks.aoscx.aoscx_config) path). Set C(no_log) on such a task.
+    type: bool
+    default: false
   config:
     description:
       - The intended configuration text, filled in by the action plugin from the inventory.
@@ -198,6 +205,7 @@ ARGUMENT_SPEC = dict(
     running_config=dict(type="str"),
     pathspace=dict(type="str", default=""),
     save=dict(type="bool", default=True),
+    reveal_secrets=dict(type="bool", default=False),
     config=dict(type="str"),
     bgp_password=dict(type="str", no_log=True),
     platform=dict(type="str", default="frr", choices=["frr", "aoscx"]),
