@@ -107,6 +107,13 @@ install_get_pip_standin() {
     done
 }
 
+# ansible.cfg points collections_path at ./collections: link this checkout in as spinelb.fabric.
+link_collection() {
+    local link="$ROOT/collections/ansible_collections/spinelb/fabric"
+    mkdir -p "$(dirname "$link")"
+    [ -L "$link" ] || ln -sfn ../../.. "$link"
+}
+
 main() {
     local started=$SECONDS python pip_log
     # One setup at a time per checkout (lab.sh and test.sh may start together).
@@ -118,6 +125,7 @@ main() {
     if venv_works && [ -f "$STAMP" ] && [ -x "$VENV/bin/spinelb" ] \
         && [ "$(cat "$STAMP")" = "$(dependency_hash)" ]; then
         install_get_pip_standin
+        link_collection
         log "up to date ($((SECONDS - started))s)"
         return 0
     fi
@@ -138,6 +146,7 @@ main() {
     fi
     [ -x "$VENV/bin/spinelb" ] || die "the spinelb command did not land in $VENV/bin"
     install_get_pip_standin
+    link_collection
     dependency_hash >"$STAMP"
     log "done ($((SECONDS - started))s)"
 }

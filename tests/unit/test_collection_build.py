@@ -93,8 +93,10 @@ def test_tarball_leaves_out_development_state(member_names: set[str], excluded: 
 
 
 def test_installed_collection_holds_an_installable_speaker(tarball: Path, tmp_path: Path) -> None:
+    # --force: this checkout is on ansible.cfg's collections_path, so galaxy would call it installed.
     subprocess.run(
-        [_ansible_galaxy(), "collection", "install", "--offline", "-p", str(tmp_path), str(tarball)],
+        [_ansible_galaxy(), "collection", "install", "--offline", "--force", "-p", str(tmp_path),
+         str(tarball)],
         check=True,
         capture_output=True,
         text=True,

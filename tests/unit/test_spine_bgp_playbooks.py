@@ -35,13 +35,14 @@ def ansible_playbook(*args: str) -> subprocess.CompletedProcess[str]:
 ])
 def test_render_writes_each_spine_config_equal_to_the_golden_files(
         tmp_path: Path, inventory: str, golden: str) -> None:
+    out = tmp_path / "out"  # render.yml makes it
     run = ansible_playbook("-i", inventory, "playbooks/render.yml",
-                           "-e", f"spinelb_render_dir={tmp_path}")
+                           "-e", f"spinelb_render_dir={out}")
     assert run.returncode == 0, run.stdout + run.stderr
-    written = sorted(p.name for p in tmp_path.iterdir())
+    written = sorted(p.name for p in out.iterdir())
     assert written == ["sw-spine-001.cfg", "sw-spine-002.cfg"]
     for name in written:
-        assert (tmp_path / name).read_text() == (REPO / golden / name).read_text(), name
+        assert (out / name).read_text() == (REPO / golden / name).read_text(), name
 
 
 def test_render_needs_a_directory() -> None:
