@@ -17,6 +17,9 @@ import re
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible_collections.spinelb.fabric.plugins.module_utils import aoscx_config, frr_config
+from ansible_collections.spinelb.fabric.plugins.module_utils.spine_bgp_args import (
+    USER_ARGUMENT_SPEC,
+)
 
 try:
     from spinelb.spine import SiteError, load_site, render
@@ -29,16 +32,8 @@ else:
 
 MODULE = "spinelb.fabric.spine_bgp"
 GROUPS = ("spines", "workers", "masters")
-USER_OPTIONS = ("state", "running_config", "pathspace", "save", "reveal_secrets")
-ARGUMENT_SPEC = dict(
-    state=dict(type="str", default="merged",
-               choices=["merged", "replaced", "overridden", "deleted", "gathered", "rendered",
-                        "parsed"]),
-    running_config=dict(type="str"),
-    pathspace=dict(type="str", default=""),
-    save=dict(type="bool", default=True),
-    reveal_secrets=dict(type="bool", default=False),
-)
+ARGUMENT_SPEC = USER_ARGUMENT_SPEC
+USER_OPTIONS = tuple(USER_ARGUMENT_SPEC)
 
 
 def _spinelb_vars(host_vars):

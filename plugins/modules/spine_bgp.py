@@ -197,15 +197,12 @@ from ansible_collections.spinelb.fabric.plugins.module_utils import (  # noqa: E
     aoscx_config,
     frr_config,
 )
+from ansible_collections.spinelb.fabric.plugins.module_utils.spine_bgp_args import (  # noqa: E402
+    USER_ARGUMENT_SPEC,
+)
 
 ARGUMENT_SPEC = dict(
-    state=dict(type="str", default="merged",
-               choices=["merged", "replaced", "overridden", "deleted", "gathered", "rendered",
-                        "parsed"]),
-    running_config=dict(type="str"),
-    pathspace=dict(type="str", default=""),
-    save=dict(type="bool", default=True),
-    reveal_secrets=dict(type="bool", default=False),
+    USER_ARGUMENT_SPEC,
     config=dict(type="str"),
     bgp_password=dict(type="str", no_log=True),
     platform=dict(type="str", default="frr", choices=["frr", "aoscx"]),
