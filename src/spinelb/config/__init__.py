@@ -20,15 +20,18 @@ from .model import (
     Announcement,
     ApiConfig,
     ConfigError,
+    ControllerConfig,
     GracefulRestartConfig,
+    KubernetesConfig,
     ListenConfig,
     PeerConfig,
+    PoolConfig,
     Problem,
     RouteAttributes,
     SpeakerConfig,
     family_name,
 )
-from .validation import collector_paused, parse_config
+from .validation import collector_paused, parse_config, parse_controller_config, parse_range
 from .values import format_community
 
 __all__ = [
@@ -37,10 +40,13 @@ __all__ = [
     "ApiConfig",
     "ConfigDiff",
     "ConfigError",
+    "ControllerConfig",
     "GracefulRestartConfig",
+    "KubernetesConfig",
     "ListenConfig",
     "PeerChange",
     "PeerConfig",
+    "PoolConfig",
     "Problem",
     "RouteAttributes",
     "SpeakerConfig",
@@ -48,7 +54,10 @@ __all__ = [
     "family_name",
     "format_community",
     "load_config",
+    "load_controller_config",
     "parse_config",
+    "parse_controller_config",
+    "parse_range",
 ]
 
 
@@ -58,6 +67,27 @@ def load_config(path: str | os.PathLike[str]) -> SpeakerConfig:
     A relative ``password_file`` is looked for next to the config file.
     """
     file_path = Path(path)
+    source, text = _read(file_path)
+    with collector_paused():
+        try:
+            data = load_document(text)
+        except DocumentError as exc:
+            raise ConfigError([Problem("<file>", source, str(exc))], source) from None
+        return parse_config(data, source=source, base_dir=file_path.parent, consume=True)
+
+
+def load_controller_config(path: str | os.PathLike[str]) -> ControllerConfig:
+    """Read and validate the config file at ``path`` for ``spinelb controller``."""
+    file_path = Path(path)
+    source, text = _read(file_path)
+    try:
+        data = load_document(text)
+    except DocumentError as exc:
+        raise ConfigError([Problem("<file>", source, str(exc))], source) from None
+    return parse_controller_config(data, source=source, base_dir=file_path.parent)
+
+
+def _read(file_path: Path) -> tuple[str, str]:
     source = str(file_path)
     try:
         text = file_path.read_bytes().decode("utf-8")
@@ -70,9 +100,4 @@ def load_config(path: str | os.PathLike[str]) -> SpeakerConfig:
         raise ConfigError(
             [Problem("<file>", source, "the config is not UTF-8 text")], source
         ) from None
-    with collector_paused():
-        try:
-            data = load_document(text)
-        except DocumentError as exc:
-            raise ConfigError([Problem("<file>", source, str(exc))], source) from None
-        return parse_config(data, source=source, base_dir=file_path.parent, consume=True)
+    return source, text

@@ -10,7 +10,7 @@ part of a repr.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 from spinelb.bgp.wire import (
@@ -28,6 +28,9 @@ DEFAULT_HOLD_TIME = 90
 DEFAULT_CONNECT_RETRY = 5.0
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_API_ADDRESS = IPv4Address("127.0.0.1")
+DEFAULT_CONTROLLER_API_PORT = 7474
+DEFAULT_K8S_NAMESPACE = "spinelb-system"
+DEFAULT_LEASE_NAME = "spinelb-controller"
 
 #: The config's names for the address families (AFI, SAFI) the speaker carries.
 FAMILY_NAMES: dict[str, Family] = {"ipv4-unicast": IPV4_UNICAST, "ipv6-unicast": IPV6_UNICAST}
@@ -210,6 +213,58 @@ class Announcement:
 
 
 @dataclass(frozen=True, slots=True)
+class KubernetesConfig:
+    """How to reach the Kubernetes API, and which Services are ours.
+
+    ``kubeconfig`` None means the in-cluster service account.  Services with no
+    ``spec.loadBalancerClass`` are always ours; with ``load_balancer_class`` set,
+    Services of that class are ours too.  The controller's Lease lives in
+    ``namespace`` under ``lease_name``.
+    """
+
+    kubeconfig: Path | None = None
+    context: str | None = None
+    load_balancer_class: str | None = None
+    namespace: str = DEFAULT_K8S_NAMESPACE
+    lease_name: str = DEFAULT_LEASE_NAME
+
+
+@dataclass(frozen=True, slots=True)
+class PoolConfig:
+    """An address pool: where Service addresses come from and which sessions carry them.
+
+    ``ranges`` are inclusive ``(first, last)`` pairs in config order (a CIDR is
+    its network and broadcast address).  ``peers`` is resolved: the names
+    given, or every peer.  ``attributes`` carries the pool's communities and
+    local preference for its announcements (the next hop is always "self").
+    """
+
+    name: str
+    ranges: tuple[tuple[Address, Address], ...]
+    auto_assign: bool = True
+    avoid_buggy_ips: bool = False
+    peers: tuple[str, ...] = ()
+    attributes: RouteAttributes = DEFAULT_ROUTE_ATTRIBUTES
+
+    def __contains__(self, address: object) -> bool:
+        if not isinstance(address, IPv4Address | IPv6Address):
+            return False
+        return any(
+            first.version == address.version and first <= address <= last  # type: ignore[operator]
+            for first, last in self.ranges
+        )
+
+    def size(self) -> int:
+        """How many addresses the pool holds (before avoid_buggy_ips)."""
+        return sum(int(last) - int(first) + 1 for first, last in self.ranges)
+
+    @property
+    def versions(self) -> frozenset[int]:
+        """The IP versions the pool has addresses of."""
+        return frozenset(first.version for first, _ in self.ranges)
+
+
+@dataclass(frozen=True, slots=True)
 class SpeakerConfig:
     """The whole file: identity, API, optional listener, peers and announcements."""
 
@@ -222,6 +277,8 @@ class SpeakerConfig:
     listen: ListenConfig | None = None
     log_level: str = "info"
     graceful_restart: GracefulRestartConfig | None = None
+    kubernetes: KubernetesConfig | None = None
+    pools: tuple[PoolConfig, ...] = ()
 
     def peer(self, name: str) -> PeerConfig:
         """The peer called ``name``; KeyError if there is none."""
@@ -233,3 +290,46 @@ class SpeakerConfig:
     def announcements_for(self, peer: str) -> list[Announcement]:
         """The announcements that go to the peer called ``peer``, in config order."""
         return [ann for ann in self.announcements if peer in ann.peers]
+
+    def pool(self, name: str) -> PoolConfig:
+        """The pool called ``name``; KeyError if there is none."""
+        return pool_named(self.pools, name)
+
+    def pool_of(self, address: Address) -> PoolConfig | None:
+        """The pool that contains ``address`` (pools never overlap), or None."""
+        return pool_containing(self.pools, address)
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    """What ``spinelb controller`` needs: the API, the pools, its own local API and log level.
+
+    It reads the speaker's file format; BGP settings in it are checked but unused.
+    """
+
+    kubernetes: KubernetesConfig
+    pools: tuple[PoolConfig, ...]
+    api: ApiConfig = field(
+        default_factory=lambda: ApiConfig(DEFAULT_API_ADDRESS, DEFAULT_CONTROLLER_API_PORT)
+    )
+    log_level: str = "info"
+
+    def pool(self, name: str) -> PoolConfig:
+        return pool_named(self.pools, name)
+
+    def pool_of(self, address: Address) -> PoolConfig | None:
+        return pool_containing(self.pools, address)
+
+
+def pool_named(pools: tuple[PoolConfig, ...], name: str) -> PoolConfig:
+    for pool in pools:
+        if pool.name == name:
+            return pool
+    raise KeyError(name)
+
+
+def pool_containing(pools: tuple[PoolConfig, ...], address: Address) -> PoolConfig | None:
+    for pool in pools:
+        if address in pool:
+            return pool
+    return None

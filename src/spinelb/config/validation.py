@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import difflib
 import gc
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, ip_address, ip_network
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,16 +30,22 @@ from .model import (
     DEFAULT_API_PORT,
     DEFAULT_BGP_PORT,
     DEFAULT_CONNECT_RETRY,
+    DEFAULT_CONTROLLER_API_PORT,
     DEFAULT_HOLD_TIME,
+    DEFAULT_K8S_NAMESPACE,
+    DEFAULT_LEASE_NAME,
     DEFAULT_ROUTE_ATTRIBUTES,
     FAMILY_NAMES,
     LOG_LEVELS,
     Announcement,
     ApiConfig,
     ConfigError,
+    ControllerConfig,
     GracefulRestartConfig,
+    KubernetesConfig,
     ListenConfig,
     PeerConfig,
+    PoolConfig,
     Problem,
     RouteAttributes,
     SpeakerConfig,
@@ -71,7 +78,22 @@ TOP_KEYS = (
     "graceful_restart",
     "peers",
     "announce",
+    "kubernetes",
+    "pools",
+    "controller",
 )
+KUBERNETES_KEYS = ("kubeconfig", "context", "load_balancer_class", "namespace", "lease_name")
+POOL_KEYS = (
+    "name",
+    "addresses",
+    "auto_assign",
+    "avoid_buggy_ips",
+    "peers",
+    "communities",
+    "large_communities",
+    "local_pref",
+)
+CONTROLLER_KEYS = ("listen",)
 API_KEYS = ("listen",)
 LISTEN_KEYS = ("address", "port")
 GRACEFUL_RESTART_KEYS = ("restart_time",)
@@ -102,7 +124,26 @@ ANNOUNCE_KEYS = (
 )
 _ANNOUNCE_KEY_SET = frozenset(ANNOUNCE_KEYS)
 _MISSING: Any = object()
+# RFC 1123 label (a namespace) and subdomain (an object name), as Kubernetes checks them
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _T = TypeVar("_T")
+
+
+def parse_controller_config(
+    data: object, *, source: str = "<config>", base_dir: Path | None = None
+) -> ControllerConfig:
+    """Validate ``data`` for ``spinelb controller``; raises :class:`ConfigError`.
+
+    The same file format as the speaker's; ``node_name``, ``router_id`` and
+    ``peers`` are optional, and when ``peers`` is present the whole file is
+    checked as a speaker's would be.
+    """
+    checker = _Checker(base_dir)
+    config = checker.controller(data)
+    if checker.problems or config is None:
+        raise ConfigError(checker.problems, source)
+    return config
 
 
 def parse_config(
@@ -177,6 +218,31 @@ def _type_name(value: object) -> str:
 def _suggestion(word: str, choices: tuple[str, ...] | list[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def parse_range(text: str) -> tuple[Address, Address]:
+    """A pool's ``addresses`` entry: ``a.b.c.d/n``, ``first-last`` or one address."""
+    text = text.strip()
+    if "-" in text:
+        first_text, _, last_text = text.partition("-")
+        try:
+            first, last = ip_address(first_text.strip()), ip_address(last_text.strip())
+        except ValueError:
+            raise ValueError("expected CIDR, FIRST-LAST or an address") from None
+        if first.version != last.version:
+            raise ValueError("the two ends of a range must be the same IP version")
+        if last < first:  # type: ignore[operator]
+            raise ValueError("the range ends before it starts")
+        return first, last
+    try:
+        network = ip_network(text, strict=True)
+    except ValueError as exc:
+        message = str(exc)
+        if "has host bits set" in message:
+            fixed = ip_network(text, strict=False)
+            raise ValueError(f"host bits set: the network is {fixed}") from None
+        raise ValueError("expected CIDR, FIRST-LAST or an address") from None
+    return network.network_address, network.broadcast_address
 
 
 class _Checker:
@@ -339,6 +405,10 @@ class _Checker:
                         "a passive peer needs a BGP listener: add a top-level listen section",
                     )
         announcements = self.announcements(top.get("announce", []), peers)
+        kubernetes = self.kubernetes(top.get("kubernetes", _MISSING))
+        pools = self.pools(top.get("pools", _MISSING), peers)
+        if "controller" in top:
+            self.controller_api(top["controller"])
         if node_name is None or router_id is None:
             return None
         return SpeakerConfig(
@@ -351,7 +421,200 @@ class _Checker:
             listen=listen,
             log_level=log_level,
             graceful_restart=graceful_restart,
+            kubernetes=kubernetes,
+            pools=tuple(pools),
         )
+
+    def controller(self, data: object) -> ControllerConfig | None:
+        """The controller's view of a file: the speaker's keys are checked when present."""
+        if isinstance(data, dict) and "peers" in data:
+            speaker = self.speaker(data)
+            kubernetes = speaker.kubernetes if speaker is not None else None
+            pools: tuple[PoolConfig, ...] = speaker.pools if speaker is not None else ()
+            top: dict[Any, Any] = data
+        else:
+            checked = self.mapping(data, "", TOP_KEYS)
+            if checked is None:
+                return None
+            top = checked
+            kubernetes = self.kubernetes(top.get("kubernetes", _MISSING))
+            pools = tuple(self.pools(top.get("pools", _MISSING), None))
+            self.log_level(top)  # the speaker's check reports it in the other branch
+        api = self.controller_api(top.get("controller", _MISSING))
+        if "pools" not in top:
+            self.problems.append(Problem("pools", None, "missing required key: the controller "
+                                         "assigns addresses from pools"))
+        level = top.get("log_level", "info")
+        return ControllerConfig(
+            kubernetes=kubernetes or KubernetesConfig(),
+            pools=pools,
+            api=api,
+            log_level=level if level in LOG_LEVELS else "info",
+        )
+
+    def log_level(self, top: dict[Any, Any]) -> str:
+        level = top.get("log_level", "info")
+        if level not in LOG_LEVELS:
+            self.problem(
+                "log_level",
+                level,
+                "must be one of " + ", ".join(LOG_LEVELS) + _suggestion(str(level), LOG_LEVELS),
+            )
+            return "info"
+        return str(level)
+
+    def controller_api(self, value: object) -> ApiConfig:
+        default = ApiConfig(DEFAULT_API_ADDRESS, DEFAULT_CONTROLLER_API_PORT)
+        if value is _MISSING or value is None:
+            return default
+        section = self.mapping(value, "controller", CONTROLLER_KEYS)
+        if section is None or "listen" not in section:
+            return default
+        listen = section["listen"]
+        if listen is None:
+            return ApiConfig(None, DEFAULT_CONTROLLER_API_PORT)
+        if type(listen) is not str:
+            self.problem("controller.listen", listen,
+                         f"expected ADDRESS:PORT or null, got {_type_name(listen)}")
+            return default
+        try:
+            address, port = parse_host_port(listen, DEFAULT_CONTROLLER_API_PORT)
+        except ValueError as exc:
+            self.problem("controller.listen", listen, str(exc))
+            return default
+        return ApiConfig(address, port)
+
+    # --- Kubernetes and pools ---------------------------------------------------
+
+    def kubernetes(self, value: object) -> KubernetesConfig | None:
+        if value is _MISSING or value is None:
+            return None
+        section = self.mapping(value, "kubernetes", KUBERNETES_KEYS)
+        if section is None:
+            return None
+        kubeconfig: Path | None = None
+        text = self.string(section, "kubeconfig", "kubernetes")
+        if text is not None:
+            kubeconfig = Path(text)
+            if not kubeconfig.is_absolute() and self.base_dir is not None:
+                kubeconfig = self.base_dir / kubeconfig
+            if not kubeconfig.is_file():
+                self.problem("kubernetes.kubeconfig", text, f"no such file: {kubeconfig}")
+        namespace = self.string(section, "namespace", "kubernetes") or DEFAULT_K8S_NAMESPACE
+        if not _DNS_LABEL.fullmatch(namespace):
+            self.problem("kubernetes.namespace", namespace,
+                         "not a namespace name (lowercase letters, digits and '-', at most 63)")
+        lease = self.string(section, "lease_name", "kubernetes") or DEFAULT_LEASE_NAME
+        if not _DNS_SUBDOMAIN.fullmatch(lease):
+            self.problem("kubernetes.lease_name", lease,
+                         "not an object name (lowercase letters, digits, '-' and '.')")
+        return KubernetesConfig(
+            kubeconfig=kubeconfig,
+            context=self.string(section, "context", "kubernetes"),
+            load_balancer_class=self.string(section, "load_balancer_class", "kubernetes"),
+            namespace=namespace,
+            lease_name=lease,
+        )
+
+    def pools(self, value: object, peers: list[PeerConfig] | None) -> list[PoolConfig]:
+        """The pools; ``peers`` None (a controller file without peers) skips the peer checks."""
+        if value is _MISSING or value is None:
+            return []
+        if not isinstance(value, list):
+            self.problem("pools", value, f"expected a list, got {_type_name(value)}")
+            return []
+        pools: list[PoolConfig] = []
+        names: dict[str, int] = {}
+        # (first, last, version, pool index) of every range seen, to find overlaps
+        seen: list[tuple[int, int, int, int, str]] = []
+        for index, item in enumerate(value):
+            path = f"pools[{index}]"
+            pool_map = self.mapping(item, path, POOL_KEYS, ("name", "addresses"))
+            if pool_map is None:
+                continue
+            before = len(self.problems)
+            name = self.string(pool_map, "name", path)
+            if name is not None:
+                if name in names:
+                    self.problem(f"{path}.name", name,
+                                 f"duplicate pool name (also pools[{names[name]}])")
+                else:
+                    names[name] = index
+            ranges = self.pool_ranges(pool_map, path, index, seen)
+            auto_assign = self.boolean(pool_map, "auto_assign", path, True)
+            avoid_buggy = self.boolean(pool_map, "avoid_buggy_ips", path, False)
+            targets = self.pool_peers(pool_map, path, peers)
+            communities = self.cached_list(pool_map, "communities", path, {}, parse_community)
+            large = self.cached_list(pool_map, "large_communities", path, {},
+                                     parse_large_community)
+            local_pref = self.integer(pool_map, "local_pref", path, 0, MAX_UINT32, -1)
+            if len(self.problems) != before or name is None or not ranges:
+                continue
+            attributes = RouteAttributes(
+                None, communities or (), large or (), local_pref if local_pref >= 0 else None
+            )
+            pools.append(PoolConfig(
+                name=name,
+                ranges=tuple(ranges),
+                auto_assign=auto_assign,
+                avoid_buggy_ips=avoid_buggy,
+                peers=targets,
+                attributes=self.shared_attributes.setdefault(attributes, attributes),
+            ))
+        return pools
+
+    def pool_ranges(
+        self,
+        pool_map: dict[Any, Any],
+        path: str,
+        index: int,
+        seen: list[tuple[int, int, int, int, str]],
+    ) -> list[tuple[Address, Address]]:
+        items = self.string_list(pool_map, "addresses", path)
+        if items is None:
+            return []
+        if not items and isinstance(pool_map.get("addresses"), list):
+            self.problem(f"{path}.addresses", "<list>", "must list at least one address range")
+        ranges: list[tuple[Address, Address]] = []
+        for where, text in items:
+            try:
+                first, last = parse_range(text)
+            except ValueError as exc:
+                self.problem(where, text, str(exc))
+                continue
+            lo, hi = int(first), int(last)
+            for other_lo, other_hi, version, other_index, other_text in seen:
+                if version == first.version and lo <= other_hi and other_lo <= hi:
+                    other = "this pool" if other_index == index else f"pools[{other_index}]"
+                    self.problem(where, text, f"overlaps {other_text} of {other}")
+                    break
+            seen.append((lo, hi, first.version, index, text))
+            ranges.append((first, last))
+        return ranges
+
+    def pool_peers(
+        self, pool_map: dict[Any, Any], path: str, peers: list[PeerConfig] | None
+    ) -> tuple[str, ...]:
+        every = tuple(peer.name for peer in peers) if peers is not None else ()
+        if "peers" not in pool_map:
+            return every
+        items = self.string_list(pool_map, "peers", path)
+        if items is None:
+            return every
+        if not items:
+            self.problem(f"{path}.peers", "<list>",
+                         "must name at least one peer (leave peers out to mean every peer)")
+        names = tuple(text for _, text in items)
+        if peers is None:
+            return names
+        known = {peer.name for peer in peers}
+        for position, (where, name) in enumerate(items):
+            if name in known or name in self.broken_peers or self.peers_incomplete:
+                if name in names[:position]:
+                    self.problem(where, name, "listed twice")
+                continue
+            self.problem(where, name, "unknown peer" + _suggestion(name, sorted(known)))
+        return names
 
     def api(self, value: object) -> ApiConfig:
         default = ApiConfig(DEFAULT_API_ADDRESS, DEFAULT_API_PORT)

@@ -1,0 +1,1 @@
+"""Kubernetes: the objects spinelb reads (objects), and the one client layer that talks to the API."""
