@@ -160,6 +160,40 @@ def print_status(status: dict[str, Any], out: TextIO) -> None:
             out.write(f"  {entry.get('prefix')}  next hop {entry.get('next_hop')}  to {peers}\n")
     else:
         out.write(f"  (more than {LISTED_ANNOUNCEMENTS}: use --json for the list)\n")
+    kubernetes = status.get("kubernetes")
+    if isinstance(kubernetes, dict):
+        out.write("\n")
+        print_services(kubernetes, status.get("services") or [], out)
+
+
+def print_services(kubernetes: dict[str, Any], services: list[dict[str, Any]], out: TextIO) -> None:
+    """The Kubernetes source's state and, per Service address, whether and why it is announced."""
+    state = "connected" if kubernetes.get("connected") else "not connected"
+    synced = "synced" if kubernetes.get("synced") else "not synced yet"
+    line = f"kubernetes: {state}, {synced}"
+    if kubernetes.get("last_error"):
+        line += f" (last error: {kubernetes['last_error']})"
+    out.write(line + "\n")
+    announced = sum(1 for entry in services if entry.get("announced"))
+    out.write(f"service addresses: {len(services)} ({announced} announced)\n")
+    if not services:
+        return
+    header = ("ADDRESS", "POOL", "ANNOUNCED", "REASON", "SERVICES")
+    rows = [header]
+    for entry in services:
+        rows.append(
+            (
+                str(entry.get("address", "?")),
+                str(entry.get("pool") or "-"),
+                "yes" if entry.get("announced") else "no",
+                str(entry.get("reason") or "-"),
+                ", ".join(entry.get("services") or []) or "-",
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        out.write("  ".join([*cells, row[-1]]).rstrip() + "\n")
 
 
 def _count(number: int, noun: str) -> str:

@@ -16,7 +16,7 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any, Protocol
@@ -564,6 +564,23 @@ class PeerSession:
         if self.rib is None or self.local_address is None:
             return
         self.rib.replace(self.routes(self.local_address, self.rib.families))
+        self.schedule_pump()
+
+    def update_routes(
+        self, add: Mapping[Prefix, PathAttributes], remove: Iterable[Prefix]
+    ) -> None:
+        """Change a few routes of an established session; only these are sent.
+
+        The incremental counterpart of :meth:`refresh_routes` (which walks the
+        whole table): a Service address coming or going touches one prefix.
+        Does nothing before Established, when the full table is taken anyway.
+        """
+        if self.rib is None:
+            return
+        for prefix in remove:
+            self.rib.remove(prefix)
+        for prefix, attrs in add.items():
+            self.rib.put(prefix, attrs)
         self.schedule_pump()
 
     def schedule_pump(self) -> None:

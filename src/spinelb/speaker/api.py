@@ -64,6 +64,25 @@ class AnnouncedStatus(TypedDict):
     next_hop: str  # "self" or an address
 
 
+class KubernetesStatus(TypedDict):
+    """The Kubernetes source's connection in ``GET /status`` (null without ``kubernetes``)."""
+
+    connected: bool  # every watch (Services, EndpointSlices, the Node) is connected
+    last_error: str | None  # the last error talking to the API, for a person
+    synced: bool  # all three have been listed once; nothing dynamic is announced before
+
+
+class ServiceAddressStatus(TypedDict):
+    """One Service address in ``GET /status``: announced from this node or not, and why."""
+
+    address: str
+    pool: str | None  # None: the address is in no pool
+    services: list[str]  # "namespace/name" of every Service of ours using it
+    announced: bool  # announced to at least one peer
+    reason: str  # "Cluster policy, node Ready", "Local policy: no ready endpoint on ncn-w001", ...
+    peers: list[str]  # the sessions that carry it (empty when not announced)
+
+
 class SpeakerStatus(TypedDict):
     """The body of ``GET /status``."""
 
@@ -72,6 +91,8 @@ class SpeakerStatus(TypedDict):
     version: str
     peers: list[PeerStatus]
     announced: list[AnnouncedStatus]
+    kubernetes: KubernetesStatus | None
+    services: list[ServiceAddressStatus]
 
 
 def announced_status(announcements: Iterable[Announcement]) -> list[AnnouncedStatus]:

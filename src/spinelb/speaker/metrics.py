@@ -73,6 +73,21 @@ class SpeakerMetrics:
         self.announcements_gauge = Gauge(
             "spinelb_announcements", "Announcements in the speaker's config", registry=r
         )
+        self.kubernetes_connected_gauge = Gauge(
+            "spinelb_kubernetes_connected",
+            "1 when every watch of the Kubernetes source is connected to the API server, else 0",
+            registry=r,
+        )
+        self.service_addresses_gauge = Gauge(
+            "spinelb_service_addresses",
+            "Service addresses (status ingress of our Services) the Kubernetes source knows",
+            registry=r,
+        )
+        self.service_addresses_announced_gauge = Gauge(
+            "spinelb_service_addresses_announced",
+            "Service addresses this node announces to at least one peer",
+            registry=r,
+        )
         self._states: dict[str, str] = {}
         self._notification_labels: dict[str, set[tuple[str, str, Direction]]] = {}
 
@@ -114,6 +129,14 @@ class SpeakerMetrics:
     def announcements(self, count: int) -> None:
         """The config now has ``count`` announcements."""
         self.announcements_gauge.set(count)
+
+    def kubernetes_connected(self, connected: bool) -> None:
+        self.kubernetes_connected_gauge.set(1 if connected else 0)
+
+    def service_addresses(self, *, known: int, announced: int) -> None:
+        """The Kubernetes source knows ``known`` Service addresses; ``announced`` are announced."""
+        self.service_addresses_gauge.set(known)
+        self.service_addresses_announced_gauge.set(announced)
 
     def remove_peer(self, peer: str) -> None:
         """Forget a peer removed from the config (its series disappear from /metrics)."""

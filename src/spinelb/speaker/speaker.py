@@ -5,6 +5,11 @@ runs the sessions over :mod:`spinelb.bgp.transport`, serves the local API, and
 handles the process signals: SIGTERM withdraws everything and closes every
 session with Cease/Administrative Shutdown; SIGHUP reloads the config and
 changes only what changed.
+
+With a ``kubernetes`` section, the Service addresses this node should announce
+(:mod:`spinelb.speaker.k8s_source`) join the static announcements as dynamic
+routes; each decision that changes adds or withdraws its one prefix on the
+sessions that carry its pool, without walking the rest of the table.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import gc
 import logging
 import signal
 from collections.abc import Mapping
-from ipaddress import IPv4Address
+from dataclasses import dataclass
+from ipaddress import IPv4Address, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +37,14 @@ from spinelb.config import (
     family_name,
     load_config,
 )
-from spinelb.speaker.api import ApiServer, announced_status
+from spinelb.speaker.api import ApiServer, ServiceAddressStatus, announced_status
+from spinelb.speaker.k8s_source import Decision, KubernetesSource
 from spinelb.speaker.metrics import SpeakerMetrics
 
 log = logging.getLogger("spinelb.speaker")
 
 SHUTDOWN_REASON = "spinelb speaker stopping"
+LOGGED_ADDRESSES = 20  # a burst logs counts and the first few addresses, not all of them
 
 
 def session_settings(config: SpeakerConfig, peer: PeerConfig) -> fsm.SessionSettings:
@@ -81,12 +89,33 @@ def _settle() -> None:
     gc.freeze()
 
 
+def family_of(prefix: Prefix) -> Family:
+    return wire.IPV4_UNICAST if prefix.version == 4 else wire.IPV6_UNICAST
+
+
+def host_prefix(address: Address) -> Prefix:
+    """The /32 (or /128) that announces one Service address."""
+    return ip_network(address)
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicRoute:
+    """A Service address this node announces: to which peers, with its pool's attributes."""
+
+    peers: tuple[str, ...]
+    attributes: RouteAttributes
+
+
 class RouteTable:
-    """Each peer's announcements, grouped by the attributes they ask for.
+    """Each peer's announcements, grouped by the attributes they ask for, plus the dynamic routes.
 
     Announcements that ask for the same attributes share one RouteAttributes
     object; per peer they become one PathAttributes, so they pack into the same
     UPDATEs and the table for 100,000 prefixes is built with a few dict copies.
+
+    Dynamic routes (Service addresses from Kubernetes) are kept apart, one entry
+    per prefix, so one can change without touching the static groups.  Where a
+    prefix is both static and dynamic for the same peer, the static entry wins.
     """
 
     def __init__(self, config: SpeakerConfig) -> None:
@@ -103,19 +132,59 @@ class RouteTable:
                 if prefixes is None:
                     prefixes = by_attrs[key] = []
                 prefixes.append(ann.prefix)
+        self.dynamic: dict[Prefix, DynamicRoute] = {}
+        self._static_peers: dict[Prefix, set[str]] | None = None  # built on first need
+        self._path_attributes: dict[
+            tuple[str, RouteAttributes, Family, Address], PathAttributes | None
+        ] = {}
 
     def routes_for(
         self, peer: PeerConfig, local: Address, families: frozenset[Family]
     ) -> dict[Prefix, PathAttributes]:
-        ebgp = not peer.ibgp
         routes: dict[Prefix, PathAttributes] = {}
         for (family, wanted), prefixes in self.groups.get(peer.name, {}).items():
             if family not in families:
                 continue
-            attrs = self._attributes(wanted, family, peer, local, ebgp)
+            attrs = self.path_attributes(peer, wanted, family, local)
             if attrs is not None:
                 routes.update(dict.fromkeys(prefixes, attrs))
+        for prefix, route in self.dynamic.items():
+            family = family_of(prefix)
+            if peer.name not in route.peers or family not in families:
+                continue
+            attrs = self.path_attributes(peer, route.attributes, family, local)
+            if attrs is not None:
+                routes.setdefault(prefix, attrs)  # a static entry wins
         return routes
+
+    def set_dynamic(self, prefix: Prefix, route: DynamicRoute | None) -> DynamicRoute | None:
+        """Make ``route`` the dynamic route of ``prefix`` (None: none); return the previous one."""
+        if route is None:
+            return self.dynamic.pop(prefix, None)
+        old = self.dynamic.get(prefix)
+        self.dynamic[prefix] = route
+        return old
+
+    def is_static(self, peer: str, prefix: Prefix) -> bool:
+        """Whether a static announcement gives ``prefix`` to ``peer``."""
+        if self._static_peers is None:
+            index: dict[Prefix, set[str]] = {}
+            for ann in self.config.announcements:
+                index.setdefault(ann.prefix, set()).update(ann.peers)
+            self._static_peers = index
+        return peer in self._static_peers.get(prefix, ())
+
+    def path_attributes(
+        self, peer: PeerConfig, wanted: RouteAttributes, family: Family, local: Address
+    ) -> PathAttributes | None:
+        """What ``peer`` receives with a route asking for ``wanted`` (one shared object each)."""
+        key = (peer.name, wanted, family, local)
+        try:
+            return self._path_attributes[key]
+        except KeyError:
+            attrs = self._attributes(wanted, family, peer, local, not peer.ibgp)
+            self._path_attributes[key] = attrs
+            return attrs
 
     @staticmethod
     def _attributes(
@@ -152,6 +221,8 @@ class Speaker:
         self.sessions: dict[str, PeerSession] = {}
         self.api: ApiServer | None = None
         self.listener: Listener | None = None
+        self.source: KubernetesSource | None = None
+        self.decisions: dict[Address, Decision] = {}  # the source's, as last applied
         self._stop = asyncio.Event()
 
     # --- running -------------------------------------------------------------
@@ -187,6 +258,7 @@ class Speaker:
         for session in self.sessions.values():
             session.start()
         self.metrics.announcements(len(self.config.announcements))
+        self._start_source()
 
     def stop(self) -> None:
         """Ask :meth:`run` to shut down (as SIGTERM does)."""
@@ -194,6 +266,7 @@ class Speaker:
 
     async def shutdown(self, reason: str) -> None:
         log.info("shutting down", extra={"reason": reason})
+        await self._stop_source()
         await asyncio.gather(*(s.stop(reason) for s in self.sessions.values()))
         if self.listener is not None:
             await self.listener.close()
@@ -209,6 +282,20 @@ class Speaker:
         )
         self.sessions[peer.name] = session
         return session
+
+    def _start_source(self) -> None:
+        kubernetes = self.config.kubernetes
+        if kubernetes is None or self.source is not None:
+            return
+        self.source = KubernetesSource(
+            kubernetes, self.config.node_name, self.config.pools, self.service_decisions
+        )
+        self.source.start()
+
+    async def _stop_source(self) -> None:
+        source, self.source = self.source, None
+        if source is not None:
+            await source.stop()
 
     def _start_listener(self) -> None:
         listen = self.config.listen
@@ -239,8 +326,12 @@ class Speaker:
         old = self.config
         old_peers = {p.name: p for p in old.peers}
         new_peers = {p.name: p for p in new.peers}
+        await self._reconfigure_source(old, new)
         self.config = new
         self.table = RouteTable(new)
+        for address, decision in self.decisions.items():
+            self.table.set_dynamic(host_prefix(address), self._route(decision))
+        self._count_service_addresses()
         stops = []
         for name, peer in old_peers.items():
             if name not in new_peers:
@@ -264,10 +355,137 @@ class Speaker:
         log.info("config reloaded", extra={"peers": len(new.peers),
                                            "announcements": len(new.announcements)})
 
+    async def _reconfigure_source(self, old: SpeakerConfig, new: SpeakerConfig) -> None:
+        """Follow a reload: restart the source for a new API or node, or re-decide for new pools.
+
+        A restarted source's decisions stand until its first sync replaces them;
+        a removed ``kubernetes`` section drops them all.
+        """
+        if new.kubernetes is None:
+            await self._stop_source()
+            self.decisions = {}
+            return
+        restart = (old.kubernetes, old.node_name) != (new.kubernetes, new.node_name)
+        if self.source is None or restart:
+            await self._stop_source()
+            self.source = KubernetesSource(
+                new.kubernetes, new.node_name, new.pools, self.service_decisions
+            )
+            self.source.start()
+            return
+        for address, decision in self.source.reconfigure(new.pools).items():
+            if decision is None:
+                self.decisions.pop(address, None)
+            else:
+                self.decisions[address] = decision
+
     async def _drop(self, name: str, subcode: int, reason: str) -> None:
         session = self.sessions.pop(name)
         await session.stop(reason, subcode=subcode)
         self.metrics.remove_peer(name)
+
+    # --- Service addresses (the Kubernetes source's decisions) ---------------------------
+
+    def service_decisions(self, changed: Mapping[Address, Decision | None], complete: bool) -> None:
+        """Apply the source's changed decisions: add or withdraw just those prefixes.
+
+        ``complete`` means ``changed`` is every decision (a first sync): addresses
+        not in it are withdrawn.
+        """
+        if complete:
+            changed = {**dict.fromkeys(self.decisions.keys() - changed.keys()), **changed}
+        add: dict[str, dict[Prefix, RouteAttributes]] = {}
+        remove: dict[str, list[Prefix]] = {}
+        for address, decision in changed.items():
+            if decision is None:
+                self.decisions.pop(address, None)
+            else:
+                self.decisions[address] = decision
+            prefix = host_prefix(address)
+            route = None if decision is None else self._route(decision)
+            old = self.table.set_dynamic(prefix, route)
+            old_peers = frozenset(old.peers) if old is not None else frozenset()
+            new_peers = frozenset(route.peers) if route is not None else frozenset()
+            for name in old_peers - new_peers:
+                remove.setdefault(name, []).append(prefix)
+            if route is not None:
+                for name in new_peers:
+                    if old is None or name not in old_peers or old.attributes != route.attributes:
+                        add.setdefault(name, {})[prefix] = route.attributes
+        for name in add.keys() | remove.keys():
+            self._send_route_changes(name, add.get(name, {}), remove.get(name, []))
+        self._count_service_addresses()
+        if changed:
+            up = sorted(str(a) for a, d in changed.items() if d is not None and d.announce)
+            down = sorted(str(a) for a, d in changed.items() if d is None or not d.announce)
+            log.info("service addresses changed", extra={
+                "announce": len(up), "not_announce": len(down),
+                "addresses": " ".join([*up, *(f"-{a}" for a in down)][:LOGGED_ADDRESSES]),
+            })
+
+    def _route(self, decision: Decision) -> DynamicRoute | None:
+        """The route for an address decided "announce": its pool's peers that carry the family."""
+        if not decision.announce or decision.pool is None:
+            return None
+        try:
+            pool = self.config.pool(decision.pool)
+        except KeyError:  # decided with pools a reload has replaced; re-decided there
+            return None
+        family = family_of(host_prefix(decision.address))
+        peers = tuple(name for name in pool.peers if self.config.peer(name).carries(family))
+        return DynamicRoute(peers, pool.attributes) if peers else None
+
+    def _send_route_changes(
+        self, name: str, add: Mapping[Prefix, RouteAttributes], remove: list[Prefix]
+    ) -> None:
+        """Give one session its changed dynamic routes (those a static entry overrides stay)."""
+        session = self.sessions.get(name)
+        if session is None or session.rib is None or session.local_address is None:
+            return  # not Established: it takes the whole table when it is
+        peer = self.config.peer(name)
+        local = session.local_address
+        put: dict[Prefix, PathAttributes] = {}
+        for prefix, wanted in add.items():
+            if self.table.is_static(name, prefix):
+                continue
+            attrs = self.table.path_attributes(peer, wanted, family_of(prefix), local)
+            if attrs is not None:
+                put[prefix] = attrs
+        gone = [prefix for prefix in remove if not self.table.is_static(name, prefix)]
+        session.update_routes(put, gone)
+
+    def _count_service_addresses(self) -> None:
+        self.metrics.service_addresses(
+            known=len(self.decisions),
+            announced=sum(1 for d in self.decisions.values() if self._route(d) is not None),
+        )
+
+    def services_status(self) -> list[ServiceAddressStatus]:
+        """Per Service address: which Services use it, and whether and why it is announced."""
+        entries: list[ServiceAddressStatus] = []
+        for address in sorted(self.decisions, key=lambda a: (a.version, a)):
+            decision = self.decisions[address]
+            prefix = host_prefix(address)
+            route = self.table.dynamic.get(prefix)
+            reason = decision.reason
+            peers: list[str] = []
+            if decision.announce and route is None and decision.pool is not None:
+                reason += (f"; no peer of pool {decision.pool} carries "
+                           f"IPv{address.version}")
+            elif route is not None:
+                peers = list(route.peers)
+                static = [name for name in peers if self.table.is_static(name, prefix)]
+                if static:
+                    reason += f"; the static announcement wins on {', '.join(static)}"
+            entries.append({
+                "address": str(address),
+                "pool": decision.pool,
+                "services": list(decision.services),
+                "announced": bool(peers),
+                "reason": reason,
+                "peers": peers,
+            })
+        return entries
 
     # --- observer hooks (SessionObserver) -------------------------------------------
 
@@ -308,6 +526,8 @@ class Speaker:
             "version": __version__,
             "peers": peers,
             "announced": announced_status(self.config.announcements),
+            "kubernetes": None if self.source is None else self.source.status(),
+            "services": self.services_status(),
         }
 
     def render_metrics(self) -> bytes:
@@ -315,5 +535,7 @@ class Speaker:
             status = session.status()
             self.metrics.advertised(name, status["advertised"])
             self.metrics.received(name, status["received"])
+        if self.source is not None:
+            self.metrics.kubernetes_connected(self.source.connected)
         return self.metrics.render()
 
