@@ -1,4 +1,4 @@
-"""The ``spinelb`` command: ``speaker``, ``status`` and ``check-config``."""
+"""The ``spinelb`` command: ``speaker``, ``controller``, ``status`` and ``check-config``."""
 
 from __future__ import annotations
 
@@ -28,6 +28,24 @@ def _speaker(args: argparse.Namespace) -> int:
     return asyncio.run(Speaker(config, config_path=path).run())
 
 
+def _controller(args: argparse.Namespace) -> int:
+    from spinelb.config import ConfigError, load_controller_config
+    from spinelb.controller import default_identity, serve
+    from spinelb.speaker import logfmt
+
+    path = Path(args.config)
+    try:
+        config = load_controller_config(path)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"{path}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    logfmt.setup(args.log_level or config.log_level)
+    return asyncio.run(serve(config, args.identity or default_identity()))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spinelb", description=__doc__)
     parser.add_argument("--version", action="version", version=f"spinelb {__version__}")
@@ -37,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     speaker.add_argument("--config", required=True, help="the speaker's YAML config file")
     speaker.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     speaker.set_defaults(func=_speaker)
+
+    controller = sub.add_parser(
+        "controller", help="assign pool addresses to LoadBalancer Services (leader-elected)"
+    )
+    controller.add_argument("--config", required=True, help="the YAML config file (with pools)")
+    controller.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    controller.add_argument("--identity", help="the Lease holder name (default: host name-pid)")
+    controller.set_defaults(func=_controller)
 
     sub.add_parser("status", help="show a running speaker's sessions and announcements",
                    add_help=False)
