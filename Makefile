@@ -1,6 +1,6 @@
 # Shortcuts for the scripts in scripts/ (a fresh Debian has no make: the README uses the
 # scripts directly).
-.PHONY: setup lab lab-down lab-show test lint sanity build changelog clean
+.PHONY: setup lab lab-down lab-show lab-kubectl test lint sanity build changelog clean
 
 setup:
 	./scripts/setup.sh
@@ -13,6 +13,10 @@ lab-down:
 
 lab-show:
 	./scripts/lab.sh show
+
+# kubectl against the lab's API server: make lab-kubectl ARGS='get service -A'
+lab-kubectl:
+	./scripts/lab.sh kubectl $(ARGS)
 
 test:
 	./scripts/test.sh

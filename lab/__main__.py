@@ -1,4 +1,4 @@
-"""``python -m lab up|down|show``: the reference site in network namespaces."""
+"""``python -m lab up|down|show|kubectl``: the reference site in network namespaces."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds to wait for convergence")
     sub.add_parser("down", help="remove every namespace and process `up` started")
     sub.add_parser("show", help="BGP summaries, kernel routes and verdicts")
+    kubectl = sub.add_parser("kubectl", help="kubectl against the lab's API server "
+                             "(run inside the master's namespace)")
+    kubectl.add_argument("args", nargs=argparse.REMAINDER, help="kubectl's arguments")
     args = parser.parse_args(argv)
 
     reason = netns_available()
@@ -27,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lab: {reason}", file=sys.stderr)
         return 2
     lab = SiteLab(load_site())
+    if args.command == "kubectl":
+        from lab.kube import main as kubectl_main
+
+        return kubectl_main(args.args)
     print(f"site {lab.site.name} from {site_dir()}")
     if args.command == "up":
         return 0 if lab.up(args.speaker, args.timeout) else 1

@@ -2,11 +2,14 @@
 
 ``up`` creates one namespace per host named after it, one bridge per network
 in the ``lab-fabric`` namespace, attaches every host with its site addresses,
-starts FRR on the spines, configures them with the collection's
-``playbooks/spines.yml`` (inventory ``inventories/lab``), starts a speaker on
-each worker, then waits for the
-expectations of reference-site/README.md.  ``down`` removes all of it, by the
-pid files and names ``up`` used; it is idempotent.
+starts the cluster's API server (kmock's emulator, ``lab/apiserver.py``)
+loaded with the site's Services, EndpointSlices and worker Nodes and the
+spinelb controller in the master's namespace (``lab/kube.py``), starts FRR on
+the spines, configures them with the collection's ``playbooks/spines.yml``
+(inventory ``inventories/lab``), starts a speaker on each worker whose service
+addresses come from that API, then waits for the expectations of
+reference-site/README.md, judged against the live Services.  ``down`` removes
+all of it, by the pid files and names ``up`` used; it is idempotent.
 
 A :class:`SiteLab` with a ``prefix`` (tests use ``slt<pid>-``) builds the same
 site under prefixed namespace names, so it can run while the lab is up.
@@ -18,15 +21,17 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from pathlib import Path
 
 from lab import frr
 from lab.frr import FrrRouter
+from lab.kube import LabCluster
 from lab.netns import LabError, Namespace, attach, check_ifname, wait_for
-from lab.site import Host, Site
+from lab.site import Host, Service, Site
 from lab.worker import RUN_DIR, SPEAKERS, FrrWorker, SpinelbWorker, make_worker, refusal_probes
+from spinelb.k8s.objects import node_info, service_info, slice_info
 
 REPO = Path(__file__).resolve().parent.parent
 ANSIBLE_PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
@@ -68,6 +73,8 @@ class SiteLab:
     site: Site
     prefix: str = ""
     run_dir: Path = RUN_DIR
+    # extra variables for playbooks/spines.yml (a benchmark's additional pool, say)
+    spine_vars: dict[str, object] | None = None
 
     # --- names ----------------------------------------------------------------
 
@@ -83,7 +90,21 @@ class SiteLab:
         return FrrRouter(self.ns(spine), daemons=SPINE_DAEMONS)
 
     def worker_speaker(self, kind: str, worker: Host) -> SpinelbWorker | FrrWorker:
-        return make_worker(kind, self.site, worker, self.ns(worker).name, self.run_dir)
+        return make_worker(kind, self.site, worker, self.ns(worker).name, self.run_dir,
+                           self.kubeconfig)
+
+    @property
+    def kubeconfig(self) -> Path:
+        """Where the lab's kubeconfig is written: ``.lab/kubeconfig`` for the lab itself."""
+        if not self.prefix:
+            return REPO / ".lab" / "kubeconfig"
+        return self.run_dir / f"{self.prefix}kubeconfig"
+
+    @property
+    def cluster(self) -> LabCluster:
+        """The API server and controller, in the first master's namespace."""
+        master = next(iter(self.site.masters.values()))
+        return LabCluster(self.site, master, self.ns(master), self.run_dir, self.kubeconfig)
 
     # --- up / down --------------------------------------------------------------
 
@@ -132,7 +153,8 @@ class SiteLab:
             link.symlink_to(REPO)
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1",
                    ANSIBLE_RETRY_FILES_ENABLED="0")
-        pathspace = json.dumps({"spine_frr_pathspace": self.prefix + "{{ inventory_hostname }}"})
+        pathspace = json.dumps({"spine_frr_pathspace": self.prefix + "{{ inventory_hostname }}",
+                                **(self.spine_vars or {})})
         run = subprocess.run(
             [str(ANSIBLE_PLAYBOOK), "-i", "inventories/lab", "playbooks/spines.yml",
              "-e", pathspace, *args],
@@ -151,6 +173,9 @@ class SiteLab:
         started = time.monotonic()
         self.down()
         self.build_network()
+        if speaker == "spinelb":
+            self.cluster.start_api()
+            self.cluster.start_controller()
         self.start_spines()
         self.start_workers(speaker)
         converged = self.wait_converged(timeout, speaker)
@@ -169,6 +194,9 @@ class SiteLab:
                         if not self.worker_speaker(speaker, w).running()]
                 if dead:
                     raise SpeakerDied(self._death_report(speaker, dead))
+            if speaker == "spinelb" and not self.cluster.controller_running():
+                raise SpeakerDied("the controller exited:\n"
+                                  + self.cluster._tail(self.cluster.controller_log))
             return all(v.ok for v in self.check())
 
         try:
@@ -194,6 +222,8 @@ class SiteLab:
         for worker in self.site.workers.values():
             for kind in SPEAKERS:
                 self.worker_speaker(kind, worker).stop()
+        self.cluster.stop()
+        self.kubeconfig.unlink(missing_ok=True)
         for spine in self.site.spines.values():
             self.spine_router(spine).cleanup()
         for host in self.site.hosts.values():
@@ -221,14 +251,67 @@ class SiteLab:
             return set()
         return {IPv4Address(gw) for gw in route.gateways}
 
+    def live_site(self) -> Site:
+        """The site as the API server has it now: Services' assigned addresses, their
+        endpoints, and the workers whose Node is not Ready or is excluded."""
+        cluster = self.cluster
+        nodes = [node_info(obj) for obj in cluster.items("nodes")]
+        known = {node.name for node in nodes}
+        ineligible = {n.name for n in nodes if not n.ready or n.excluded}
+        ineligible |= set(self.site.workers) - known
+        ready: dict[str, set[str]] = {}
+        for obj in cluster.items("endpointslices"):
+            info = slice_info(obj)
+            if info.service_key is not None:
+                ready.setdefault(info.service_key, set()).update(info.ready_nodes)
+        services: list[Service] = []
+        for obj in cluster.items("services"):
+            svc = service_info(obj)
+            if not svc.load_balancer:
+                continue
+            for address in svc.ingress:
+                pool = self.site.pool_of(address) if isinstance(address, IPv4Address) else None
+                if isinstance(address, IPv4Address) and pool is not None:
+                    services.append(Service(svc.namespace, svc.name, pool.name, address,
+                                            svc.local, frozenset(ready.get(svc.key, ()))))
+        return replace(self.site, services=services, ineligible=frozenset(ineligible))
+
+    def _addresses(self) -> Verdict:
+        """Every Service of the site's files has the address the seed shows (or its pool's)."""
+        try:
+            live = {service_info(obj).key: service_info(obj)
+                    for obj in self.cluster.items("services")}
+        except (LabError, ValueError) as exc:
+            return Verdict("Services' addresses from the controller", False, str(exc))
+        wrong: list[str] = []
+        for service in self.site.services:
+            key = f"{service.namespace}/{service.name}"
+            found = live.get(key)
+            have = [str(a) for a in found.ingress] if found is not None else ["(no Service)"]
+            if have != [str(service.address)]:
+                wrong.append(f"{key} has [{', '.join(have) or '<pending>'}], "
+                             f"want {service.address}")
+        return Verdict("Services' addresses from the controller (kubectl get service -A)",
+                       not wrong, "; ".join(wrong))
+
     def check(self) -> list[Verdict]:
-        """Judge the running lab against every expectation of reference-site/README.md."""
+        """Judge the running lab against every expectation of reference-site/README.md.
+
+        With the lab's API server running, the expected routes follow the live
+        Services (what the controller assigned, the endpoints, the Nodes).
+        """
         site = self.site
         absent = [self.ns(spine).name for spine in site.spines.values()
                   if not self.ns(spine).exists()]
         if absent:
             return [Verdict("the lab is up", False, f"no namespace {', '.join(absent)}")]
         verdicts = [self._sessions()]
+        if self.cluster.api_running():
+            verdicts.append(self._addresses())
+            try:
+                site = self.live_site()
+            except (LabError, ValueError) as exc:
+                return [*verdicts, Verdict("the lab's Kubernetes API answers", False, str(exc))]
         routes: dict[str, list[str]] = {"ecmp": [], "single": [], "local": []}
         single = {s.prefix.network_address for s in site.single_path}
         for address, service in site.service_addresses().items():
@@ -312,6 +395,12 @@ class SiteLab:
         """Per spine: BGP summary and kernel routes of the service addresses; then verdicts."""
         out: list[str] = []
         addresses = sorted(self.site.service_addresses())
+        if self.cluster.api_running():
+            out.append("===== kubectl get service -A")
+            try:
+                out.append(self.cluster.kubectl("get", "service", "-A").rstrip())
+            except LabError as exc:
+                out.append(f"(kubectl failed: {exc})")
         for spine in self.site.spines.values():
             ns = self.ns(spine)
             if not ns.exists():

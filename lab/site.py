@@ -100,6 +100,8 @@ class Site:
     distance_ibgp: int
     single_path: list[SinglePath]
     services: list[Service] = field(default_factory=list)
+    # workers that must not announce: Node not Ready, or labelled for exclusion
+    ineligible: frozenset[str] = frozenset()
 
     @property
     def hosts(self) -> dict[str, Host]:
@@ -124,9 +126,10 @@ class Site:
 
     def announcers(self, service: Service) -> list[str]:
         """Workers that announce ``service``'s address (Local policy: ready endpoints only)."""
+        eligible = [name for name in self.workers if name not in self.ineligible]
         if service.local:
-            return [name for name in self.workers if name in service.ready_nodes]
-        return list(self.workers)
+            return [name for name in eligible if name in service.ready_nodes]
+        return eligible
 
     def expected_next_hops(self, address: IPv4Address) -> set[IPv4Address]:
         """The next hops a converged spine has for a service address."""

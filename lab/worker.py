@@ -62,8 +62,14 @@ def worker_announcements(site: Site, worker: str) -> list[Announcement]:
     return site.announcements(worker) + refusal_probes(site)
 
 
-def speaker_config(site: Site, worker: Host) -> dict[str, Any]:
-    """The spinelb speaker config of ``worker``: one peer per spine per peering network."""
+def speaker_config(site: Site, worker: Host, kubeconfig: Path | None = None) -> dict[str, Any]:
+    """The spinelb speaker config of ``worker``: one peer per spine per peering network.
+
+    With ``kubeconfig``, the service addresses come from the lab's Kubernetes API
+    (the site's pools, each on its peering network's sessions) and only the
+    refusal probes are static; without, every service address is a static
+    announcement (the site's files decide).
+    """
     peers: list[dict[str, Any]] = []
     by_network: dict[str, list[str]] = {}
     first = site.peering_networks[0]
@@ -84,14 +90,15 @@ def speaker_config(site: Site, worker: Host) -> dict[str, Any]:
                 "families": ["ipv4-unicast"],
             })
     peers_of: dict[str, list[str]] = {}
-    for ann in worker_announcements(site, worker.name):
+    static = refusal_probes(site) if kubeconfig else worker_announcements(site, worker.name)
+    for ann in static:
         names = peers_of.setdefault(str(ann.prefix), [])
         names += [name for name in by_network[ann.peering] if name not in names]
     announce = [
         {"prefix": prefix, "peers": names, "next_hop": "self"}
         for prefix, names in peers_of.items()
     ]
-    return {
+    config: dict[str, Any] = {
         "node_name": worker.name,
         "router_id": str(worker.addresses[first.name]),
         "local_asn": first.speaker_asn,
@@ -99,6 +106,12 @@ def speaker_config(site: Site, worker: Host) -> dict[str, Any]:
         "peers": peers,
         "announce": announce,
     }
+    if kubeconfig is not None:
+        from lab.kube import pool_peers
+
+        config["kubernetes"] = {"kubeconfig": str(kubeconfig)}
+        config["pools"] = pool_peers(site, by_network)
+    return config
 
 
 def frr_worker_config(site: Site, worker: Host) -> str:
@@ -164,6 +177,7 @@ class SpinelbWorker:
     worker: Host
     ns_name: str
     run_dir: Path = RUN_DIR
+    kubeconfig: Path | None = None
 
     @property
     def ns(self) -> Namespace:
@@ -185,7 +199,8 @@ class SpinelbWorker:
         self.stop()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(
-            yaml.safe_dump(speaker_config(self.site, self.worker), sort_keys=False)
+            yaml.safe_dump(speaker_config(self.site, self.worker, self.kubeconfig),
+                           sort_keys=False)
         )
         self.log_path.unlink(missing_ok=True)
         proc = self.ns.popen(
@@ -238,10 +253,13 @@ SPEAKERS = ("spinelb", "frr")
 
 
 def make_worker(kind: str, site: Site, worker: Host, ns_name: str,
-                run_dir: Path = RUN_DIR) -> SpinelbWorker | FrrWorker:
-    """The worker speaker of ``kind`` (``spinelb`` or ``frr``) in namespace ``ns_name``."""
+                run_dir: Path = RUN_DIR, kubeconfig: Path | None = None) -> SpinelbWorker | FrrWorker:
+    """The worker speaker of ``kind`` (``spinelb`` or ``frr``) in namespace ``ns_name``.
+
+    A spinelb speaker with ``kubeconfig`` takes its service addresses from that API.
+    """
     if kind == "spinelb":
-        return SpinelbWorker(site, worker, ns_name, run_dir)
+        return SpinelbWorker(site, worker, ns_name, run_dir, kubeconfig)
     if kind == "frr":
         return FrrWorker(site, worker, ns_name)
     raise ValueError(f"unknown speaker {kind!r} (one of {', '.join(SPEAKERS)})")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 import pytest
 
@@ -143,6 +144,21 @@ def test_speaker_config_shape(site: Site) -> None:
     assert len(by_prefix) == len(config["announce"])  # one entry per prefix
     assert set(by_prefix["10.102.10.129/32"]) == {"sw-spine-001-cmn", "sw-spine-002-cmn"}
     assert "10.92.100.222/32" not in by_prefix
+
+
+def test_speaker_config_with_kubernetes_has_pools_and_only_the_probes(site: Site,
+                                                                        tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    config = speaker_config(site, site.workers["ncn-w001"], kubeconfig)
+    assert config["kubernetes"] == {"kubeconfig": str(kubeconfig)}
+    pools = {pool["name"]: pool for pool in config["pools"]}
+    assert set(pools) == set(site.pools)
+    assert pools["customer-access"]["peers"] == ["sw-spine-001-cmn", "sw-spine-002-cmn"]
+    assert pools["hardware-management"]["peers"] == ["sw-spine-001-nmn", "sw-spine-002-nmn"]
+    assert pools["customer-management-static"]["auto_assign"] is False
+    # no service address is static any more: only the refusal probes
+    static = {a["prefix"] for a in config["announce"]}
+    assert static == {str(p.prefix) for p in refusal_probes(site)}
 
 
 @pytest.mark.skipif(shutil.which("vtysh") is None, reason="FRR's vtysh is not installed")
