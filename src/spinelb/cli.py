@@ -5,42 +5,48 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from spinelb import __version__
 
+_C = TypeVar("_C")
+
+
+def _load(args: argparse.Namespace, load: Callable[[Path], _C]) -> _C | None:
+    """The config at ``--config``, or None after printing every problem (exit status 2)."""
+    from spinelb.config import ConfigError
+
+    path = Path(args.config)
+    try:
+        return load(path)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+    except OSError as err:
+        print(f"{path}: {err.strerror or err}", file=sys.stderr)
+    return None
+
 
 def _speaker(args: argparse.Namespace) -> int:
-    from spinelb.config import ConfigError, load_config
+    from spinelb.config import load_config
     from spinelb.speaker import logfmt
     from spinelb.speaker.speaker import Speaker
 
-    path = Path(args.config)
-    try:
-        config = load_config(path)
-    except ConfigError as err:
-        print(err, file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f"{path}: {err.strerror or err}", file=sys.stderr)
+    config = _load(args, load_config)
+    if config is None:
         return 2
     logfmt.setup(args.log_level or config.log_level)
-    return asyncio.run(Speaker(config, config_path=path).run())
+    return asyncio.run(Speaker(config, config_path=Path(args.config)).run())
 
 
 def _controller(args: argparse.Namespace) -> int:
-    from spinelb.config import ConfigError, load_controller_config
+    from spinelb.config import load_controller_config
     from spinelb.controller import default_identity, serve
     from spinelb.speaker import logfmt
 
-    path = Path(args.config)
-    try:
-        config = load_controller_config(path)
-    except ConfigError as err:
-        print(err, file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f"{path}: {err.strerror or err}", file=sys.stderr)
+    config = _load(args, load_controller_config)
+    if config is None:
         return 2
     logfmt.setup(args.log_level or config.log_level)
     return asyncio.run(serve(config, args.identity or default_identity()))

@@ -5,25 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client as sync_client
+from kubernetes import config as sync_config
+from kubernetes.aio import client as aio_client
+from kubernetes.aio import config as aio_config
+from kubernetes.aio import watch as aio_watch
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # the lab package lives at the repo root, not in src/
-    sys.path.insert(0, str(REPO))
-
-from kubernetes import client as sync_client  # noqa: E402
-from kubernetes import config as sync_config  # noqa: E402
-from kubernetes.aio import client as aio_client  # noqa: E402
-from kubernetes.aio import config as aio_config  # noqa: E402
-from kubernetes.aio import watch as aio_watch  # noqa: E402
-
-from lab.apiserver import (  # noqa: E402
+from lab.apiserver import (
     ApiServerProcess,
     RunningApiServer,
     free_port,

@@ -12,7 +12,6 @@ controller decided before it has been made (the worker writes one batch at a
 time, in order).
 """
 
-# ruff: noqa: E402  (the lab package is imported after putting the repo root on sys.path)
 from __future__ import annotations
 
 import asyncio
@@ -32,15 +31,13 @@ import pytest
 import yaml
 from waiting import wait_for
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # the lab package lives at the repo root, not in src/
-    sys.path.insert(0, str(REPO))
-
 from lab.apiserver import LabApiServer, running_apiserver
 from lab.site import site_dir
 from spinelb.config import ApiConfig, ControllerConfig, parse_controller_config
 from spinelb.controller import Controller
 from spinelb.k8s.client import Kube, connect
+
+REPO = Path(__file__).resolve().parents[2]
 
 SITE = site_dir()
 SMALL_POOLS = [

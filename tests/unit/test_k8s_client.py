@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # the lab package lives at the repo root, not in src/
-    sys.path.insert(0, str(REPO))
-
-from lab.apiserver import (  # noqa: E402
+from lab.apiserver import (
     LAB_TOKEN,
     RunningApiServer,
     free_port,
     running_apiserver,
     write_kubeconfig,
 )
-from spinelb.config import KubernetesConfig  # noqa: E402
-from spinelb.k8s.client import (  # noqa: E402
+from spinelb.config import KubernetesConfig
+from spinelb.k8s.client import (
     LEASES,
     NODES,
     SERVICES,

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # the lab package lives at the repo root, not in src/
-    sys.path.insert(0, str(REPO))
-
-from lab.apiserver import free_port, running_apiserver, write_kubeconfig  # noqa: E402
-from spinelb.config import KubernetesConfig  # noqa: E402
-from spinelb.k8s.client import EVENTS, SERVICES, connect  # noqa: E402
-from spinelb.k8s.events import EventRecorder  # noqa: E402
+from lab.apiserver import free_port, running_apiserver, write_kubeconfig
+from spinelb.config import KubernetesConfig
+from spinelb.k8s.client import EVENTS, SERVICES, connect
+from spinelb.k8s.events import EventRecorder
 
 SERVICE = {
     "apiVersion": "v1",

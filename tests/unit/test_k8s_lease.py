@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # the lab package lives at the repo root, not in src/
-    sys.path.insert(0, str(REPO))
+from waiting import wait_for
 
-from waiting import wait_for  # noqa: E402
-
-from lab.apiserver import ApiServerProcess, free_port, running_apiserver  # noqa: E402
-from spinelb.config import KubernetesConfig  # noqa: E402
-from spinelb.k8s.client import LEASES, Kube, connect  # noqa: E402
-from spinelb.k8s.lease import LeaderElector  # noqa: E402
+from lab.apiserver import ApiServerProcess, free_port, running_apiserver
+from spinelb.config import KubernetesConfig
+from spinelb.k8s.client import LEASES, Kube, connect
+from spinelb.k8s.lease import LeaderElector
 
 MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 

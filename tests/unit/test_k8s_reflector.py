@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
+from waiting import wait_for
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # the lab package lives at the repo root, not in src/
-    sys.path.insert(0, str(REPO))
-
-from waiting import wait_for  # noqa: E402
-
-from lab.apiserver import ApiServerProcess, LabApiServer, free_port, running_apiserver  # noqa: E402
-from spinelb.config import KubernetesConfig  # noqa: E402
-from spinelb.k8s.client import NODES, SERVICES, Kube, connect  # noqa: E402
-from spinelb.k8s.reflector import Changes, Reflector  # noqa: E402
+from lab.apiserver import ApiServerProcess, LabApiServer, free_port, running_apiserver
+from spinelb.config import KubernetesConfig
+from spinelb.k8s.client import NODES, SERVICES, Kube, connect
+from spinelb.k8s.reflector import Changes, Reflector
 
 
 def service(name: str, namespace: str = "demo", port: int = 80) -> dict[str, Any]:

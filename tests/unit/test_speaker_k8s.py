@@ -8,7 +8,6 @@ barrier's prefix has arrived, every UPDATE sent before it has arrived too
 (one TCP stream, in order).
 """
 
-# ruff: noqa: E402  (the lab package is imported after putting the repo root on sys.path)
 from __future__ import annotations
 
 import asyncio
@@ -17,7 +16,6 @@ import io
 import itertools
 import json
 import socket
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, ip_network
@@ -27,10 +25,6 @@ from typing import Any
 import pytest
 import yaml
 from waiting import wait_for
-
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # the lab package lives at the repo root, not in src/
-    sys.path.insert(0, str(REPO))
 
 from lab.apiserver import LAB_TOKEN, ApiServerProcess, LabApiServer, node_objects, running_apiserver
 from spinelb.bgp import wire

@@ -464,25 +464,7 @@ class _Checker:
         return str(level)
 
     def controller_api(self, value: object) -> ApiConfig:
-        default = ApiConfig(DEFAULT_API_ADDRESS, DEFAULT_CONTROLLER_API_PORT)
-        if value is _MISSING or value is None:
-            return default
-        section = self.mapping(value, "controller", CONTROLLER_KEYS)
-        if section is None or "listen" not in section:
-            return default
-        listen = section["listen"]
-        if listen is None:
-            return ApiConfig(None, DEFAULT_CONTROLLER_API_PORT)
-        if type(listen) is not str:
-            self.problem("controller.listen", listen,
-                         f"expected ADDRESS:PORT or null, got {_type_name(listen)}")
-            return default
-        try:
-            address, port = parse_host_port(listen, DEFAULT_CONTROLLER_API_PORT)
-        except ValueError as exc:
-            self.problem("controller.listen", listen, str(exc))
-            return default
-        return ApiConfig(address, port)
+        return self.local_api(value, "controller", CONTROLLER_KEYS, DEFAULT_CONTROLLER_API_PORT)
 
     # --- Kubernetes and pools ---------------------------------------------------
 
@@ -617,26 +599,34 @@ class _Checker:
         return names
 
     def api(self, value: object) -> ApiConfig:
-        default = ApiConfig(DEFAULT_API_ADDRESS, DEFAULT_API_PORT)
-        if value is _MISSING:
+        return self.local_api(value, "api", API_KEYS, DEFAULT_API_PORT, missing_is_default=False)
+
+    def local_api(
+        self, value: object, section: str, keys: tuple[str, ...], port: int,
+        *, missing_is_default: bool = True,
+    ) -> ApiConfig:
+        """A ``{listen: "ADDRESS:PORT"}`` section (``null`` disables the API)."""
+        default = ApiConfig(DEFAULT_API_ADDRESS, port)
+        if value is _MISSING or (missing_is_default and value is None):
             return default
-        api = self.mapping(value, "api", API_KEYS)
-        if api is None or "listen" not in api:
+        found = self.mapping(value, section, keys)
+        if found is None or "listen" not in found:
             return default
-        listen = api["listen"]
+        listen = found["listen"]
         if listen is None:
-            return ApiConfig(None, DEFAULT_API_PORT)  # the API is disabled
+            return ApiConfig(None, port)  # the API is disabled
         if type(listen) is not str:
             self.problem(
-                "api.listen", listen, f"expected ADDRESS:PORT or null, got {_type_name(listen)}"
+                f"{section}.listen", listen,
+                f"expected ADDRESS:PORT or null, got {_type_name(listen)}",
             )
             return default
         try:
-            address, port = parse_host_port(listen, DEFAULT_API_PORT)
+            address, parsed_port = parse_host_port(listen, port)
         except ValueError as exc:
-            self.problem("api.listen", listen, str(exc))
+            self.problem(f"{section}.listen", listen, str(exc))
             return default
-        return ApiConfig(address, port)
+        return ApiConfig(address, parsed_port)
 
     def listen(self, value: object) -> ListenConfig | None:
         if value is _MISSING or value is None:
