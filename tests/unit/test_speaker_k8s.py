@@ -15,7 +15,6 @@ import contextlib
 import io
 import itertools
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, ip_network
@@ -26,7 +25,14 @@ import pytest
 import yaml
 from waiting import wait_for
 
-from lab.apiserver import LAB_TOKEN, ApiServerProcess, LabApiServer, node_objects, running_apiserver
+from lab.apiserver import (
+    LAB_TOKEN,
+    ApiServerProcess,
+    LabApiServer,
+    free_port,
+    node_objects,
+    running_apiserver,
+)
 from spinelb.bgp import wire
 from spinelb.bgp.fsm import State
 from spinelb.bgp.wire import Prefix
@@ -40,13 +46,6 @@ NODE = "ncn-w001"
 STATIC = ip_network("10.92.0.1/32")
 RESOURCES = ("services", "endpointslices", "nodes")
 WORKERS = {"ncn-w001": "10.252.1.10", "ncn-w002": "10.252.1.11"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def host(address: str) -> IPv4Network:
