@@ -31,6 +31,14 @@ log = logging.getLogger("spinelb.k8s")
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=5)
 WATCH_READ_SLACK = 10.0  # the client's read timeout exceeds the server's watch timeout by this
 
+#: What a request raises when the server cannot be reached or the connection breaks.
+CONNECTION_ERRORS = (
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+    TimeoutError,
+    OSError,
+)
+
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",
     "strategic": "application/strategic-merge-patch+json",
@@ -167,12 +175,7 @@ class Kube:
             rest = await self.api.call_api(
                 method, url, header_params=header_params, body=data, _request_timeout=timeout
             )
-        except (
-            aiohttp.ClientConnectionError,
-            aiohttp.ClientPayloadError,
-            TimeoutError,
-            OSError,
-        ) as exc:
+        except CONNECTION_ERRORS as exc:
             raise ApiUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from None
         response = cast(aiohttp.ClientResponse, rest.response)
         if response.status >= 300:
@@ -262,12 +265,7 @@ class Kube:
                     status = event.get("object") or {}
                     raise _failure(int(status.get("code") or 500), json.dumps(status).encode())
                 yield event
-        except (
-            aiohttp.ClientConnectionError,
-            aiohttp.ClientPayloadError,
-            TimeoutError,
-            OSError,
-        ) as exc:
+        except CONNECTION_ERRORS as exc:
             raise ApiUnavailable(f"watch {path}: {type(exc).__name__}: {exc}") from None
         except ValueError as exc:
             raise ApiError(200, "BadResponse", f"watch {path}: undecodable event: {exc}") from None
