@@ -17,6 +17,7 @@ import re
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible_collections.spinelb.fabric.plugins.module_utils import aoscx_config, frr_config
+from ansible_collections.spinelb.fabric.plugins.module_utils.site_inventory import site_arguments
 from ansible_collections.spinelb.fabric.plugins.module_utils.spine_bgp_args import (
     USER_ARGUMENT_SPEC,
 )
@@ -31,14 +32,8 @@ else:
 
 
 MODULE = "spinelb.fabric.spine_bgp"
-GROUPS = ("spines", "workers", "masters")
 ARGUMENT_SPEC = USER_ARGUMENT_SPEC
 USER_OPTIONS = tuple(USER_ARGUMENT_SPEC)
-
-
-def _spinelb_vars(host_vars):
-    """The host's ``spinelb_*`` variables, templated (HostVars templates on access)."""
-    return {key: host_vars[key] for key in host_vars if key.startswith("spinelb_")}
 
 
 def ownership(site):
@@ -163,13 +158,9 @@ class ActionModule(ActionBase):
                           f"controller: {SPINELB_IMPORT_ERROR}")
             return result
         hostvars = task_vars["hostvars"]
-        groups = {g: list(task_vars.get("groups", {}).get(g, [])) for g in GROUPS}
-        members = sorted({host for names in groups.values() for host in names})
         spine = task_vars["inventory_hostname"]
         try:
-            site = load_site(_spinelb_vars(hostvars[spine]),
-                             {host: _spinelb_vars(hostvars[host]) for host in members},
-                             groups)
+            site = load_site(*site_arguments(task_vars, spine))
         except SiteError as exc:
             result.update(failed=True, msg=str(exc))
             return result

@@ -1,4 +1,4 @@
-"""The ``spinelb`` command: ``speaker``, ``controller``, ``status`` and ``check-config``."""
+"""The ``spinelb`` command: ``speaker``, ``controller``, ``status``, ``check-config``, ``supervise``."""
 
 from __future__ import annotations
 
@@ -72,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("status", help="show a running speaker's sessions and announcements",
                    add_help=False)
-    sub.add_parser("check-config", help="validate a speaker config file", add_help=False)
+    sub.add_parser("check-config", help="validate a speaker or controller config file",
+                   add_help=False)
+    sub.add_parser("supervise", help="keep a command running behind a pid file (no systemd)",
+                   add_help=False)
 
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "status":
@@ -83,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         from spinelb.status import check_main
 
         return check_main(argv[1:])
+    if argv and argv[0] == "supervise":
+        from spinelb.supervise import main as supervise_main
+
+        return supervise_main(argv[1:])
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

@@ -3,7 +3,9 @@
 ``status`` asks the speaker's local API (``GET /status``) and prints a table;
 it exits 0 when every peer is Established, 1 when one is not, 2 when the API
 cannot be reached.  ``check-config`` validates a config file without touching
-a running speaker: 0 and a one-line summary, or 2 and every problem.
+a running speaker: 0 and a one-line summary, or 2 and every problem; with
+``--running`` it also says whether applying it needs nothing, a reload or a
+restart (the deployment's ``spinelb_config`` module asks it).
 """
 
 from __future__ import annotations
@@ -13,11 +15,19 @@ import json
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from spinelb.config import ConfigError, load_config
+from spinelb.config import (
+    ConfigDiff,
+    ConfigError,
+    ControllerConfig,
+    SpeakerConfig,
+    config_diff,
+    load_config,
+    load_controller_config,
+)
 from spinelb.config.document import DocumentError, load_document
 from spinelb.config.model import DEFAULT_API_PORT
 from spinelb.config.values import parse_host_port
@@ -202,21 +212,104 @@ def _count(number: int, noun: str) -> str:
 
 
 def check_main(argv: Sequence[str]) -> int:
-    """``spinelb check-config --config FILE``: exit 0 with a summary, or 2 with every problem."""
+    """``spinelb check-config --config NEW [--running OLD] [--controller] [--json]``.
+
+    Exit 0 when NEW is valid (with ``--running``, also what applying it to a
+    process running OLD needs: see :func:`apply_action`), 2 with every problem.
+    """
     parser = argparse.ArgumentParser(
-        prog="spinelb check-config", description="Validate a speaker config file."
+        prog="spinelb check-config",
+        description="Validate a speaker (or controller) config file, and say what applying it "
+        "to a running one needs.",
     )
     parser.add_argument("--config", metavar="FILE", required=True, help="the config to check")
+    parser.add_argument("--running", metavar="FILE",
+                        help="the config the process runs now: print unchanged, reload or restart")
+    parser.add_argument("--controller", action="store_true",
+                        help="check it as spinelb controller reads it (any change restarts)")
+    parser.add_argument("--json", action="store_true",
+                        help='print {"ok": ..., "action": ..., "summary": ...} or the problems')
     args = parser.parse_args(list(argv))
+    load: Callable[[str], SpeakerConfig | ControllerConfig] = (
+        load_controller_config if args.controller else load_config
+    )
     try:
-        config = load_config(args.config)
+        config = load(args.config)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        if args.json:
+            print(json.dumps({"ok": False, "problems": [str(p) for p in exc.problems]}))
+        else:
+            print(exc, file=sys.stderr)
         return 2
+    summary = f"{args.config}: ok: {config_summary(config)}"
+    result: dict[str, Any] = {"ok": True, "summary": summary}
+    if args.running is not None:
+        action, reason = apply_action(args.running, config, load)
+        result.update(action=action, summary=f"{summary}; {action}: {reason}")
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(result["summary"])
+    return 0
+
+
+def config_summary(config: SpeakerConfig | ControllerConfig) -> str:
+    """One line about a valid config: its node, peers and announcements, or its pools."""
+    if isinstance(config, ControllerConfig):
+        return f"controller, {_count(len(config.pools), 'pool')}"
     v6 = sum(1 for announcement in config.announcements if announcement.prefix.version == 6)
     total = len(config.announcements)
-    print(
-        f"{args.config}: ok: node {config.node_name}, {_count(len(config.peers), 'peer')}, "
+    return (
+        f"node {config.node_name}, {_count(len(config.peers), 'peer')}, "
         f"{_count(total, 'announcement')} ({total - v6} IPv4, {v6} IPv6)"
     )
-    return 0
+
+
+def apply_action(
+    running_path: str,
+    new: SpeakerConfig | ControllerConfig,
+    load: Callable[[str], SpeakerConfig | ControllerConfig],
+) -> tuple[str, str]:
+    """What a process running ``running_path`` needs to take ``new``, and why.
+
+    ``unchanged`` (the same settings), ``reload`` (SIGHUP applies the
+    difference: the speaker's :func:`spinelb.config.config_diff`) or ``restart``
+    (a setting in RESTART_SETTINGS changed, the running config cannot be read,
+    or any change to a controller, which does not reload).
+    """
+    try:
+        old = load(running_path)
+    except ConfigError as exc:
+        count = len(exc.problems)
+        return "restart", f"the running config is not valid ({_count(count, 'problem')})"
+    if old == new:
+        return "unchanged", "the same settings"
+    if not isinstance(old, SpeakerConfig) or not isinstance(new, SpeakerConfig):
+        return "restart", "the controller's settings changed (it has no reload)"
+    diff = config_diff(old, new)
+    if diff.restart_required:
+        return "restart", f"{', '.join(diff.restart_settings)} changed"
+    return "reload", describe_diff(diff, old, new)
+
+
+def describe_diff(diff: ConfigDiff, old: SpeakerConfig, new: SpeakerConfig) -> str:
+    """What a reload changes, for a person (names only; a password is "password")."""
+    parts: list[str] = []
+    if diff.peers_added:
+        parts.append("peers added: " + ", ".join(p.name for p in diff.peers_added))
+    if diff.peers_removed:
+        parts.append("peers removed: " + ", ".join(p.name for p in diff.peers_removed))
+    for change in diff.peers_changed:
+        how = "reset" if change.resets_session else "in place"
+        parts.append(f"peer {change.name} ({', '.join(change.settings)}; {how})")
+    if diff.live_settings:
+        parts.append(", ".join(diff.live_settings) + " changed")
+    moved = (len(diff.announcements_added), len(diff.announcements_removed),
+             len(diff.announcements_changed))
+    if any(moved):
+        parts.append("announcements: {} added, {} removed, {} changed".format(*moved))
+    if old.kubernetes != new.kubernetes:
+        parts.append("kubernetes changed")
+    if old.pools != new.pools:
+        parts.append("pools changed")
+    return "; ".join(parts) or "settings changed"

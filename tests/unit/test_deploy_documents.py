@@ -1,0 +1,227 @@
+"""spinelb.deploy's documents: what the lab's speakers and controller ran, now from the inventory.
+
+The Site is built the way the spinelb_config action plugin builds it: from
+``ansible-inventory --list`` of inventories/reference-site, through the
+collection's ``site_inventory`` module_utils (hostvars and groups, as Ansible
+hands them to an action plugin).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from test_spine_bgp_frr_config import collection_module
+from test_spine_model import ansible_inventory
+
+import lab.site
+from lab.kube import pool_peers
+from lab.worker import speaker_config
+from spinelb.config import parse_config, parse_controller_config
+from spinelb.deploy import (
+    ControllerOptions,
+    DocumentError,
+    SpeakerOptions,
+    controller_document,
+    speaker_document,
+)
+from spinelb.spine import Site, load_site
+
+site_inventory: Any = collection_module("plugins.module_utils.site_inventory")
+
+WORKERS = ("ncn-w001", "ncn-w002", "ncn-w003")
+SECRET = "Md5-Only-In-The-Key-File"
+
+
+def task_vars(listing: dict[str, Any], host: str) -> dict[str, Any]:
+    """What an action plugin gets: every host's variables and the groups."""
+    groups = {name: list(listing.get(name, {}).get("hosts", []))
+              for name in ("spines", "workers", "masters")}
+    return {"hostvars": listing["_meta"]["hostvars"], "groups": groups,
+            "inventory_hostname": host}
+
+
+@cache
+def inventory_site(host: str = "ncn-w001", password: str | None = None) -> Site:
+    listing = ansible_inventory("reference-site")
+    site_vars, hosts, groups = site_inventory.site_arguments(task_vars(listing, host), host)
+    if password is not None:
+        site_vars = dict(site_vars, spinelb_bgp_password=password)
+    return load_site(site_vars, hosts, groups)
+
+
+def by_name(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in entries}
+
+
+# lab.worker.speaker_config(site, ncn-w001, kubeconfig) at commit a4f3108, minus the
+# refusal probes (announce): the document the lab's speakers ran before the roles.
+LAB_NCN_W001 = """
+node_name: ncn-w001
+router_id: 10.252.1.10
+local_asn: 65531
+api: {listen: '127.0.0.1:7473'}
+peers:
+- {name: sw-spine-001-nmn, address: 10.252.0.2, asn: 65533, local_asn: 65531,
+   source_address: 10.252.1.10, hold_time: 3, keepalive: 1, passive: false,
+   families: [ipv4-unicast]}
+- {name: sw-spine-002-nmn, address: 10.252.0.3, asn: 65533, local_asn: 65531,
+   source_address: 10.252.1.10, hold_time: 3, keepalive: 1, passive: false,
+   families: [ipv4-unicast]}
+- {name: sw-spine-001-cmn, address: 10.102.5.2, asn: 65533, local_asn: 65532,
+   source_address: 10.102.5.14, hold_time: 3, keepalive: 1, passive: false,
+   families: [ipv4-unicast]}
+- {name: sw-spine-002-cmn, address: 10.102.5.3, asn: 65533, local_asn: 65532,
+   source_address: 10.102.5.14, hold_time: 3, keepalive: 1, passive: false,
+   families: [ipv4-unicast]}
+kubernetes: {kubeconfig: /etc/spinelb/kubeconfig}
+pools:
+- {name: node-management, addresses: [10.92.100.0/24],
+   peers: [sw-spine-001-nmn, sw-spine-002-nmn]}
+- {name: hardware-management, addresses: [10.94.100.0/24],
+   peers: [sw-spine-001-nmn, sw-spine-002-nmn]}
+- {name: customer-management-static, addresses: [10.102.5.60/30], auto_assign: false,
+   peers: [sw-spine-001-cmn, sw-spine-002-cmn]}
+- {name: customer-management, addresses: [10.102.5.64/26],
+   peers: [sw-spine-001-cmn, sw-spine-002-cmn]}
+- {name: customer-access, addresses: [10.102.10.128/26],
+   peers: [sw-spine-001-cmn, sw-spine-002-cmn]}
+"""
+
+
+def test_speaker_document_of_ncn_w001_is_the_one_the_lab_ran() -> None:
+    expected = yaml.safe_load(LAB_NCN_W001)
+    document = speaker_document(inventory_site(), "ncn-w001",
+                                SpeakerOptions(kubeconfig="/etc/spinelb/kubeconfig"))
+    assert document.pop("log_level") == "info"  # the lab left it to the default
+    assert by_name(document.pop("pools")) == by_name(expected.pop("pools"))  # any order
+    assert document == expected
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_speaker_document_is_the_lab_speaker_config_without_its_refusal_probes(
+        worker: str, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    site = lab.site.load_site()
+    lab_config = speaker_config(site, site.workers[worker], kubeconfig)
+    document = speaker_document(inventory_site(), worker,
+                                SpeakerOptions(kubeconfig=str(kubeconfig)))
+
+    assert "announce" not in document  # the lab's probes are the lab's own
+    assert document.pop("log_level") == "info"  # the lab left it to the default
+    assert sorted(document) == sorted(set(lab_config) - {"announce"})
+    for key in ("node_name", "router_id", "local_asn", "api", "kubernetes"):
+        assert document[key] == lab_config[key], key
+    assert document["peers"] == lab_config["peers"]  # same sessions, in the same order
+    assert by_name(document["pools"]) == by_name(lab_config["pools"])
+
+
+def test_controller_document_is_what_the_lab_controller_ran(tmp_path: Path) -> None:
+    site = lab.site.load_site()
+    kubeconfig = tmp_path / "kubeconfig"
+    # lab/kube.py's LabCluster.controller_document before the controller role replaced it
+    lab_config: dict[str, Any] = {
+        "kubernetes": {"kubeconfig": str(kubeconfig)},
+        "controller": {"listen": "127.0.0.1:7474"},
+        "pools": pool_peers(site, {}),
+    }
+    document = controller_document(inventory_site(),
+                                   ControllerOptions(kubeconfig=str(kubeconfig)))
+
+    assert document["kubernetes"] == {**lab_config["kubernetes"],
+                                      "namespace": "spinelb-system",
+                                      "lease_name": "spinelb-controller"}
+    assert document["controller"] == lab_config["controller"]
+    assert document["log_level"] == "info"
+    assert by_name(document["pools"]) == by_name(lab_config["pools"])
+    assert all("peers" not in pool for pool in document["pools"])
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_speaker_document_passes_the_speakers_validation(worker: str, tmp_path: Path) -> None:
+    (tmp_path / "kubeconfig").write_text("apiVersion: v1\n")
+    document = speaker_document(inventory_site(), worker,
+                                SpeakerOptions(kubeconfig=str(tmp_path / "kubeconfig")))
+    config = parse_config(yaml.safe_load(yaml.safe_dump(document)), base_dir=tmp_path)
+    assert config.node_name == worker
+    assert len(config.peers) == 4  # two spines on two peering networks
+    assert {pool.name: pool.peers for pool in config.pools}["customer-access"] == (
+        "sw-spine-001-cmn", "sw-spine-002-cmn")
+    assert not config.announcements
+
+
+def test_the_password_is_read_from_password_file_and_never_in_the_document(
+        tmp_path: Path) -> None:
+    key_file = tmp_path / "bgp-password"
+    key_file.write_text(SECRET + "\n")
+    site = inventory_site(password=SECRET)
+    document = speaker_document(site, "ncn-w002", SpeakerOptions(password_file=str(key_file)))
+
+    text = yaml.safe_dump(document)
+    assert SECRET not in text
+    assert all(peer["password_file"] == str(key_file) for peer in document["peers"])
+    config = parse_config(yaml.safe_load(text))
+    assert {peer.password for peer in config.peers} == {SECRET}
+
+
+def test_a_site_password_without_password_file_is_refused_without_showing_it() -> None:
+    with pytest.raises(DocumentError, match="password_file") as caught:
+        speaker_document(inventory_site(password=SECRET), "ncn-w001", SpeakerOptions())
+    assert SECRET not in str(caught.value)
+
+
+def test_no_password_file_entry_when_the_site_has_no_password() -> None:
+    document = speaker_document(inventory_site(), "ncn-w001",
+                                SpeakerOptions(password_file="/etc/spinelb/bgp-password"))
+    assert all("password_file" not in peer for peer in document["peers"])
+
+
+def test_options_reach_the_parsed_config() -> None:
+    options = SpeakerOptions(
+        api_listen="127.0.0.1:17473",
+        listen="0.0.0.0:1179",
+        log_level="debug",
+        graceful_restart_time=120,
+        announce=({"prefix": "192.0.2.1/32", "peers": ["sw-spine-001-nmn"]},),
+        load_balancer_class="spinelb.io/bgp",
+        connect_retry=0.5,
+    )
+    document = speaker_document(inventory_site(), "ncn-w003", options)
+    config = parse_config(document)
+
+    assert config.api.listen == "127.0.0.1:17473"
+    assert config.listen is not None and (str(config.listen.address), config.listen.port) == (
+        "0.0.0.0", 1179)
+    assert config.log_level == "debug"
+    assert config.graceful_restart is not None and config.graceful_restart.restart_time == 120
+    assert [(str(a.prefix), a.peers) for a in config.announcements] == [
+        ("192.0.2.1/32", ("sw-spine-001-nmn",))]
+    assert config.kubernetes is not None
+    assert config.kubernetes.kubeconfig is None  # in-cluster
+    assert config.kubernetes.load_balancer_class == "spinelb.io/bgp"
+    assert {peer.connect_retry for peer in config.peers} == {0.5}
+    assert config.router_id == inventory_site().workers["ncn-w003"].addresses["nmn"]
+
+
+def test_controller_options_reach_the_parsed_config() -> None:
+    options = ControllerOptions(api_listen="127.0.0.1:17474", namespace="lb", lease_name="leader",
+                                load_balancer_class="spinelb.io/bgp", log_level="warning")
+    config = parse_controller_config(controller_document(inventory_site(), options))
+    assert config.api.listen == "127.0.0.1:17474"
+    assert (config.kubernetes.namespace, config.kubernetes.lease_name) == ("lb", "leader")
+    assert config.kubernetes.load_balancer_class == "spinelb.io/bgp"
+    assert config.log_level == "warning"
+    assert [pool.name for pool in config.pools] == sorted(inventory_site().pools)
+
+
+def test_a_host_that_is_no_worker_has_no_speaker_document() -> None:
+    with pytest.raises(DocumentError, match="'sw-spine-001' is not a worker"):
+        speaker_document(inventory_site(), "sw-spine-001", SpeakerOptions())
+
+
+def test_a_bad_listen_address_is_refused() -> None:
+    with pytest.raises(DocumentError, match="listen 'everywhere:179'"):
+        speaker_document(inventory_site(), "ncn-w001", SpeakerOptions(listen="everywhere:179"))
