@@ -341,7 +341,7 @@ def main() -> int:
             print("the lab did not converge", file=sys.stderr)
             return 1
         pids = ",".join(
-            f"{name}={lab.worker_speaker('spinelb', worker).pid()}"
+            f"{name}={lab.worker_speaker('spinelb', worker).child_pid()}"
             for name, worker in lab.site.workers.items()
         )
         spines = ",".join(lab.ns(spine).name for spine in lab.site.spines.values())

@@ -22,7 +22,11 @@ kube-apiserver does:
 - JSON merge patch, strategic merge patch (as kubectl sends it) and JSON patch;
 - server-side Table responses for ``kubectl get``, with kube-apiserver's
   columns for services, nodes, endpointslices, leases, events, namespaces;
-- a Namespace created implicitly for an object in a new namespace.
+- a Namespace created implicitly for an object in a new namespace;
+- ``dryRun=All`` on a write (``kubectl --dry-run=server``, Ansible's check mode):
+  the answer of the write, with nothing stored and nothing sent to watchers;
+- a Secret's ``stringData`` folded into ``data``, and null fields dropped (a
+  real server's typed decoding does that to a merge patch's nulls in lists).
 
 Test knobs: ``POST /_lab/watches/expire`` ends every open watch stream;
 ``POST /_lab/history/compact`` forgets history (the next resume gets 410);
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import copy
 import dataclasses
@@ -53,7 +58,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +101,20 @@ SERVED: tuple[Served, ...] = (
     Served("", "v1", "endpoints", "Endpoints", True, ("ep",)),
     Served("", "v1", "pods", "Pod", True, ("po",), status=True),
     Served("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
+    Served("", "v1", "secrets", "Secret", True),
+    Served("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)),
     Served("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
     Served("coordination.k8s.io", "v1", "leases", "Lease", True),
+    # What spinelb's own manifests create (spinelb.deploy.manifests): stored, never run.
+    Served("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",), status=True),
+    Served("apps", "v1", "deployments", "Deployment", True, ("deploy",), status=True),
+    Served("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    Served("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    Served("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    Served("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    Served(
+        "policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",), status=True
+    ),
 )
 BY_PATH = {(s.group, s.version, s.plural): s for s in SERVED}
 BY_KIND = {(s.api_version, s.kind): s for s in SERVED}
@@ -245,6 +262,14 @@ MERGE_KEYS: dict[str, str] = {
     "spec.taints": "key",
     "spec.containers": "name",
     "status.loadBalancer.ingress.ports": "port",
+    # Pod templates of DaemonSets and Deployments.
+    "spec.template.spec.containers": "name",
+    "spec.template.spec.initContainers": "name",
+    "spec.template.spec.volumes": "name",
+    "spec.template.spec.imagePullSecrets": "name",
+    "spec.template.spec.containers.env": "name",
+    "spec.template.spec.containers.volumeMounts": "mountPath",
+    "spec.template.spec.containers.ports": "containerPort",
 }
 MERGED_PRIMITIVE_LISTS = frozenset({"metadata.finalizers"})
 
@@ -635,6 +660,27 @@ def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _fold_string_data(served: Served, obj: dict[str, Any]) -> None:
+    """A Secret's ``stringData`` goes into ``data`` (base64), as kube-apiserver stores it."""
+    if served.plural == "secrets" and isinstance(obj.get("stringData"), Mapping):
+        data = obj.setdefault("data", {})
+        for key, value in obj.pop("stringData").items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+
+
+def _without_nulls(value: Any) -> Any:
+    """The object as kube-apiserver stores it: a null field is an absent one.
+
+    (A JSON merge patch replaces a list whole, nulls inside included; the typed
+    decoding of a real server drops them.)
+    """
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def _stripped(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The object without the fields the server stamps, to tell a no-op write."""
     meta = {
@@ -791,6 +837,24 @@ class LabApiServer(KubernetesEmulator):
             self._watch_gate.set()
             self._watch_gate = None
 
+    @contextlib.contextmanager
+    def _rolled_back(self) -> Iterator[None]:
+        """Undo every write made inside (a dry run): the store, revisions, history, allocations.
+
+        Watchers are set aside meanwhile, so they never see a change that did not happen.
+        """
+        stores = {served: dict(objects) for served, objects in self._store.items()}
+        revision, floor, history = self.revision, self._floor, deque(self._history)
+        cluster_ips, node_ports = set(self._cluster_ips), set(self._node_ports)
+        watchers, self._watchers = self._watchers, set()
+        try:
+            yield
+        finally:
+            self._store.update(stores)
+            self.revision, self._floor, self._history = revision, floor, history
+            self._cluster_ips, self._node_ports = cluster_ips, node_ports
+            self._watchers = watchers
+
     # --- the store ---
 
     def _served(self, served: Served | str) -> Served:
@@ -825,8 +889,10 @@ class LabApiServer(KubernetesEmulator):
     def _create(
         self, served: Served, obj: dict[str, Any], url_namespace: str | None, *, keep_status: bool
     ) -> dict[str, Any]:
+        obj = _without_nulls(obj)
         meta = obj.setdefault("metadata", {})
         obj["apiVersion"], obj["kind"] = served.api_version, served.kind
+        _fold_string_data(served, obj)
         if not meta.get("name"):
             if not meta.get("generateName"):
                 raise Failure(
@@ -952,12 +1018,13 @@ class LabApiServer(KubernetesEmulator):
         if status_only:
             new = copy.deepcopy(old)
             if "status" in body:
-                new["status"] = body["status"]
+                new["status"] = _without_nulls(body["status"])
             else:
                 new.pop("status", None)
         else:
-            new = body
+            new = _without_nulls(body)
             new["apiVersion"], new["kind"] = served.api_version, served.kind
+            _fold_string_data(served, new)
             meta = new["metadata"]
             for kept in ("uid", "creationTimestamp", "name", "deletionTimestamp", "generation"):
                 if kept in old["metadata"]:
@@ -1236,7 +1303,6 @@ class LabApiServer(KubernetesEmulator):
     async def _serve(self, request: Request, served: Served) -> aiohttp.web.StreamResponse:
         method = str(request.method.value).upper()
         params = request.params
-        name, namespace = request.name, request.namespace
         if request.subresource not in (None, "status") or (
             request.subresource == "status" and not served.status
         ):
@@ -1248,6 +1314,20 @@ class LabApiServer(KubernetesEmulator):
         if method == "GET" and params.get("watch") in ("true", "1"):
             self.counts["watch", served.plural] += 1
             return await self._serve_watch_stream(request, served)
+        if method in ("POST", "PUT", "PATCH", "DELETE") and params.get("dryRun") == "All":
+            with self._rolled_back():
+                return self._serve_request(request, served, method)
+        return self._serve_request(request, served, method)
+
+    def _serve_request(
+        self, request: Request, served: Served, method: str
+    ) -> aiohttp.web.StreamResponse:
+        """Everything but a watch: list, get, create, update, patch, delete.
+
+        Synchronous, so a dry run's rollback can never undo another request's write.
+        """
+        params = request.params
+        name, namespace = request.name, request.namespace
         key = (namespace or "", name or "")
         body = self._body(request) if method in ("POST", "PUT", "PATCH", "DELETE") else None
         status = 200

@@ -4,7 +4,7 @@ The API server is kmock's emulator made faithful where spinelb and kubectl
 depend on it (``lab/apiserver.py``), listening on the master's NMN address
 and port from site.yaml, loaded with the site's Services, EndpointSlices and
 one Ready Node per worker.  The controller (``spinelb controller``) runs next
-to it, like a Deployment on the master would.  Both reach each other and the
+to it, started by the collection's controller role (``playbooks/site.yml``).  Both reach each other and the
 workers' speakers reach them over the lab's NMN bridge only; the kubeconfig
 they all use is written to ``kubeconfig`` (``.lab/kubeconfig`` for the lab).
 kubectl runs inside the master's namespace (:meth:`LabCluster.kubectl`), so
@@ -25,10 +25,8 @@ from lab.netns import LabError, Namespace, pid_alive, read_pid_file, stop_pid, w
 from lab.site import Host, Site, site_dir
 
 REPO = Path(__file__).resolve().parent.parent
-SPINELB = REPO / ".venv" / "bin" / "spinelb"
 PYTHON = REPO / ".venv" / "bin" / "python"
 DEFAULT_API_PORT = 6443
-CONTROLLER_API = "127.0.0.1:7474"
 
 
 class ProcessExited(RuntimeError):
@@ -97,17 +95,24 @@ class LabCluster:
     def nodes_file(self) -> Path:
         return self._file("nodes.yaml")
 
+    # The controller's files, where the collection's controller role puts them with the lab
+    # inventory (per-host paths: lab/run/<namespace>/).
+    @property
+    def host_dir(self) -> Path:
+        return self.run_dir / self.ns.name
+
     @property
     def controller_config(self) -> Path:
-        return self._file("controller.yaml")
+        return self.host_dir / "controller.yaml"
 
     @property
     def controller_pid_file(self) -> Path:
-        return self._file("controller.pid")
+        """The supervisor's pid file (``spinelb supervise``)."""
+        return self.host_dir / "controller.pid"
 
     @property
     def controller_log(self) -> Path:
-        return self._file("controller.log")
+        return self.host_dir / "controller.log"
 
     @property
     def address(self) -> str:
@@ -160,22 +165,6 @@ class LabCluster:
 
     # --- controller -------------------------------------------------------------------
 
-    def controller_document(self) -> dict[str, Any]:
-        return {
-            "kubernetes": {"kubeconfig": str(self.kubeconfig)},
-            "controller": {"listen": CONTROLLER_API},
-            "pools": pool_peers(self.site, {}),
-        }
-
-    def start_controller(self) -> None:
-        self.stop_controller()
-        self.controller_config.write_text(
-            yaml.safe_dump(self.controller_document(), sort_keys=False))
-        self.controller_log.unlink(missing_ok=True)
-        proc = self.ns.popen([str(SPINELB), "controller", "--config", str(self.controller_config)],
-                             log=self.controller_log)
-        self.controller_pid_file.write_text(f"{proc.pid}\n")
-
     def controller_running(self) -> bool:
         pid = read_pid_file(self.controller_pid_file)
         return pid is not None and pid_alive(pid)
@@ -183,7 +172,7 @@ class LabCluster:
     def stop_controller(self) -> None:
         pid = read_pid_file(self.controller_pid_file)
         if pid is not None:
-            stop_pid(pid, expect=str(self.controller_config))
+            stop_pid(pid, expect=str(self.host_dir))
             self.controller_pid_file.unlink(missing_ok=True)
 
     # --- use -----------------------------------------------------------------------------

@@ -57,6 +57,12 @@ class Verdict:
         return f"[{'ok' if self.ok else '!!'}] {self.expectation}: {state}"
 
 
+def recap(output: str) -> str:
+    """The PLAY RECAP of an ansible-playbook run (the per-host ok/changed/failed counts)."""
+    start = output.find("PLAY RECAP")
+    return output[start:].rstrip() if start >= 0 else output[-2000:]
+
+
 def port_name(host: Host, network: str) -> str:
     """The fabric-side name of ``host``'s link to ``network`` (<= 15 characters)."""
     return check_ifname(f"{host.name.replace('-', '')}-{network}")
@@ -146,38 +152,73 @@ class SiteLab:
 
     def configure_spines(self, *args: str) -> str:
         """Run ``playbooks/spines.yml`` on the lab inventory against this lab's spines."""
+        return self.playbook("spines.yml", *args)
+
+    def lab_vars(self) -> dict[str, object]:
+        """The extra variables that point the lab inventory at this lab's namespaces and files."""
+        return {
+            "spinelb_lab_prefix": self.prefix,
+            "spinelb_lab_run_dir": str(self.run_dir),
+            "spinelb_lab_kubeconfig": str(self.kubeconfig),
+            **(self.spine_vars or {}),
+        }
+
+    def playbook(self, name: str, *args: str, timeout: float = 600) -> str:
+        """Run the collection's ``playbooks/NAME`` on ``inventories/lab`` for this lab; its output.
+
+        Raises :class:`LabError` with the output's tail when the playbook fails.
+        """
         collections = self.run_dir / "collections"
         link = collections / "ansible_collections" / "spinelb" / "fabric"
         if not link.exists():
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(REPO)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1",
-                   ANSIBLE_RETRY_FILES_ENABLED="0")
-        pathspace = json.dumps({"spine_frr_pathspace": self.prefix + "{{ inventory_hostname }}",
-                                **(self.spine_vars or {})})
+                   ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_FORCE_COLOR="0")
         run = subprocess.run(
-            [str(ANSIBLE_PLAYBOOK), "-i", "inventories/lab", "playbooks/spines.yml",
-             "-e", pathspace, *args],
-            cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=300,
+            [str(ANSIBLE_PLAYBOOK), "-i", "inventories/lab", f"playbooks/{name}",
+             "-e", json.dumps(self.lab_vars()), *args],
+            cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=timeout,
         )
         if run.returncode != 0:
-            raise LabError(f"playbooks/spines.yml failed:\n{run.stdout[-3000:]}{run.stderr[-2000:]}")
+            raise LabError(f"playbooks/{name} failed:\n{run.stdout[-4000:]}{run.stderr[-2000:]}")
         return run.stdout
 
     def start_workers(self, speaker: str) -> None:
         for worker in self.site.workers.values():
             self.worker_speaker(speaker, worker).start()
 
-    def up(self, speaker: str = "spinelb", timeout: float = CONVERGE_TIMEOUT) -> bool:
-        """Build the site (after tearing down any previous one), wait, print ``show``."""
+    def up(self, speaker: str = "spinelb", timeout: float = CONVERGE_TIMEOUT, *,
+           fresh: bool = False) -> bool:
+        """Build the site, wait until it converged, print ``show``.
+
+        With spinelb speakers the lab is the collection's run: what the lab itself
+        provides (namespaces and links, the cluster's API server, FRR started empty
+        on the spines) is created where missing, and ``playbooks/site.yml`` does the
+        rest, so running ``up`` on a lab that is up changes nothing (the playbook
+        reports ``changed=0``). ``fresh`` (and the FRR stand-in) tears down first.
+        """
         started = time.monotonic()
-        self.down()
+        if speaker == "spinelb" and not fresh:
+            for worker in self.site.workers.values():  # a previous --speaker frr lab
+                self.worker_speaker("frr", worker).stop()
+        else:
+            self.down()
         self.build_network()
         if speaker == "spinelb":
-            self.cluster.start_api()
-            self.cluster.start_controller()
-        self.start_spines()
-        self.start_workers(speaker)
+            # The cluster's API server is the lab's; everything else is the collection's run.
+            if not self.cluster.api_running():
+                self.cluster.start_api()
+            for spine in self.site.spines.values():
+                router = self.spine_router(spine)
+                if "bgpd" not in router.pids():
+                    router.start("")
+            output = self.playbook("site.yml")
+            print(recap(output))
+        else:
+            self.start_spines()
+            self.start_workers(speaker)
         converged = self.wait_converged(timeout, speaker)
         elapsed = time.monotonic() - started
         print(self.show())
@@ -235,10 +276,9 @@ class SiteLab:
             ns.delete()
         self.fabric.delete()
         if self.run_dir.exists():
-            for worker_name in self.site.workers:
-                for suffix in (".yaml", ".pid"):
-                    path = self.run_dir / f"{self.ns(worker_name).name}{suffix}"
-                    path.unlink(missing_ok=True)
+            for name in [*self.site.workers, *self.site.masters]:
+                for pid_file in (self.run_dir / self.ns(name).name).glob("*.pid*"):
+                    pid_file.unlink(missing_ok=True)
 
     # --- convergence ----------------------------------------------------------------
 

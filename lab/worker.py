@@ -183,21 +183,28 @@ class SpinelbWorker:
     def ns(self) -> Namespace:
         return Namespace(self.ns_name)
 
+    # Where the collection's speaker role puts them with the lab inventory (per-host paths).
+    @property
+    def host_dir(self) -> Path:
+        return self.run_dir / self.ns_name
+
     @property
     def config_path(self) -> Path:
-        return self.run_dir / f"{self.ns_name}.yaml"
+        return self.host_dir / "speaker.yaml"
 
     @property
     def pid_path(self) -> Path:
-        return self.run_dir / f"{self.ns_name}.pid"
+        """The supervisor's pid file (``spinelb supervise``); the speaker's is ``.child``."""
+        return self.host_dir / "speaker.pid"
 
     @property
     def log_path(self) -> Path:
-        return self.run_dir / f"{self.ns_name}.log"
+        return self.host_dir / "speaker.log"
 
     def start(self) -> None:
+        """Start the speaker directly (the lab's playbook run starts it through the role)."""
         self.stop()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.host_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(
             yaml.safe_dump(speaker_config(self.site, self.worker, self.kubeconfig),
                            sort_keys=False)
@@ -207,6 +214,11 @@ class SpinelbWorker:
             [str(SPINELB), "speaker", "--config", str(self.config_path)], log=self.log_path
         )
         self.pid_path.write_text(f"{proc.pid}\n")
+
+    def child_pid(self) -> int | None:
+        """The speaker's own pid (under the supervisor), or None."""
+        pid = read_pid_file(self.pid_path.with_name(self.pid_path.name + ".child"))
+        return pid if pid is not None and pid_alive(pid) else None
 
     def pid(self) -> int | None:
         pid = read_pid_file(self.pid_path)
@@ -218,7 +230,8 @@ class SpinelbWorker:
     def stop(self) -> None:
         pid = read_pid_file(self.pid_path)
         if pid is not None:
-            stop_pid(pid, expect=str(self.config_path))
+            # the supervisor's command line names its pid file; a direct start names the config
+            stop_pid(pid, expect=str(self.host_dir))
             self.pid_path.unlink(missing_ok=True)
 
     def signal(self, sig: signal.Signals) -> None:

@@ -126,6 +126,7 @@ main() {
         && [ "$(cat "$STAMP")" = "$(dependency_hash)" ]; then
         install_get_pip_standin
         link_collection
+        "$ROOT/scripts/collections.sh"
         log "up to date ($((SECONDS - started))s)"
         return 0
     fi
@@ -147,6 +148,7 @@ main() {
     [ -x "$VENV/bin/spinelb" ] || die "the spinelb command did not land in $VENV/bin"
     install_get_pip_standin
     link_collection
+    "$ROOT/scripts/collections.sh"
     dependency_hash >"$STAMP"
     log "done ($((SECONDS - started))s)"
 }

@@ -1,5 +1,7 @@
 """Deploying spinelb: the config documents (and Kubernetes manifests) built from the site.
 
+Kubernetes mode: ``spinelb.deploy.manifests.manifests(ManifestOptions(...))``.
+
 Pure functions over :class:`spinelb.spine.Site`, the same model the spine side
 is rendered from; the Ansible plugins and roles are thin wrappers::
 
@@ -18,3 +20,7 @@ from .documents import SpeakerOptions as SpeakerOptions
 from .documents import controller_document as controller_document
 from .documents import peer_name as peer_name
 from .documents import speaker_document as speaker_document
+
+# Kubernetes mode: the objects are built by spinelb.deploy.manifests.manifests(options).
+from .manifests import ManifestError as ManifestError
+from .manifests import ManifestOptions as ManifestOptions
