@@ -19,6 +19,8 @@ VENV="$ROOT/.venv"
 STAMP="$VENV/.spinelb-setup-stamp"
 APT_PACKAGES=(
     frr frr-pythontools bird2 gobgpd exabgp iproute2 tcpdump git shellcheck procps
+    # systemd-analyze checks the roles' unit offline (no systemd runs as PID 1 here)
+    systemd
     python3 python3-venv python3-dev ca-certificates
 )
 # Files whose content decides what gets installed.
