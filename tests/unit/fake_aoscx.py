@@ -20,7 +20,9 @@ The fake's JSON form of a config is ``{"System": {"cli": [lines], "mgmt_intf": {
 except for the two keys it must preserve.  ``fail`` injects HTTP errors for one
 (method, path with query): a queue of outcomes, one per request, ``None`` meaning "answer normally";
 ``{session}`` in an injected text becomes the caller's session cookie (a switch echoing a
-secret).  ``cut_sessions_on_write`` makes a pushed running config end every REST session
+secret).  ``resources`` answers further ``GET``s with JSON: the path after ``/rest/v10.09/``
+(query included) -> the answer, e.g. ``system/vrfs/default/routes?depth=2`` -> the route
+table; any other path is 404.  ``cut_sessions_on_write`` makes a pushed running config end every REST session
 (a config that moves the management interface).  ``requests`` records every (method,
 path with query) in order.
 """
@@ -78,6 +80,7 @@ class FakeAoscx:
     fail: dict[tuple[str, str], list[tuple[int, str] | None]] = field(default_factory=dict)
     cut_sessions_on_write: bool = False
     requests: list[tuple[str, str]] = field(default_factory=list)
+    resources: dict[str, Any] = field(default_factory=dict)
     sessions: set[str] = field(default_factory=set)
     logins: int = 0
     logouts: int = 0
@@ -224,6 +227,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {n: f"{API}/fullconfigs/{n}" for n in names})
         elif method == "PUT" and path.startswith("fullconfigs/"):
             self._put_config(path.split("/", 1)[1], query, body)
+        elif method == "GET" and (path + (f"?{query}" if query else "")) in fake.resources:
+            self._json(200, fake.resources[path + (f"?{query}" if query else "")])
         else:
             self._json(404, {"message": f"no such resource: {method} {path}"})
 

@@ -1,0 +1,110 @@
+# Copyright: spinelb maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of spinelb.fabric.spine_routes: a spine's installed routes to the pools.
+
+Builds :class:`spinelb.spine.Site` from the inventory like spine_bgp (so a
+decommissioned worker or a bad variable is treated the same way), then reads
+the spine's route tables of the VRFs holding the pools: through the module and
+``vtysh`` on an FRR spine, over REST from here on an AOS-CX one.  The parsing
+and filtering are :mod:`spinelb.spine.routes`'.  The spine is the delegated
+host when the task is delegated (a worker's drain waits on every spine).
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+from ansible_collections.spinelb.fabric.plugins.action.spine_bgp import aoscx_connection
+from ansible_collections.spinelb.fabric.plugins.module_utils.site_inventory import site_arguments
+
+try:
+    from spinelb.spine import SiteError, load_site
+    from spinelb.spine.aoscx_rest import AoscxError
+    from spinelb.spine.routes import (
+        AoscxRouteReader,
+        aoscx_route_table,
+        as_data,
+        frr_route_table,
+        merge,
+        pool_routes,
+        route_vrfs,
+        routed_through,
+    )
+except ImportError as exc:  # the controller lacks the package: say so when the task runs
+    SPINELB_IMPORT_ERROR = exc
+else:
+    SPINELB_IMPORT_ERROR = None
+
+MODULE = "spinelb.fabric.spine_routes"
+ARGUMENT_SPEC = dict(
+    through=dict(type="list", elements="str"),
+    pathspace=dict(type="str"),
+)
+
+
+def aoscx_tables(connection, vrfs):
+    """Every VRF's route table of an AOS-CX spine, parsed (the client's errors hold no secret)."""
+    try:
+        with AoscxRouteReader(**connection) as reader:
+            return [aoscx_route_table(reader.routes(vrf)) for vrf in vrfs]
+    except AoscxError as exc:
+        raise AnsibleError(str(exc)) from None
+
+
+def report(tables, site, through):
+    """The task's ``routes``: the pools' prefixes of ``tables`` (only via ``through``, if given)."""
+    routes = pool_routes(merge(tables), [pool.cidr for pool in site.pools.values()])
+    if through:
+        routes = routed_through(routes, through)
+    return as_data(routes)
+
+
+class ActionModule(ActionBase):
+    """Build the site, read the spine's tables (module or REST), return the pool routes."""
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
+        if SPINELB_IMPORT_ERROR is not None:
+            result.update(failed=True, msg="spine_routes needs the spinelb Python package on the "
+                          f"controller: {SPINELB_IMPORT_ERROR}")
+            return result
+        spine = self._task.delegate_to or task_vars["inventory_hostname"]
+        hostvars = task_vars["hostvars"]
+        try:
+            site = load_site(*site_arguments(task_vars, spine))
+        except SiteError as exc:
+            result.update(failed=True, msg=str(exc))
+            return result
+        if spine not in site.spines:
+            result.update(failed=True, msg=f"{spine} is not in group spines; spine_routes reads "
+                          "spines only (delegate_to a spine)")
+            return result
+        through = args["through"] or []
+        vrfs = route_vrfs(site, spine)
+        try:
+            if site.spines[spine].platform == "aoscx":
+                tables = aoscx_tables(aoscx_connection(hostvars[spine], spine), vrfs)
+            else:
+                tables = self._frr_tables(args, hostvars[spine], vrfs, task_vars)
+            routes = report(tables, site, through)
+        except (AnsibleError, ValueError) as exc:
+            result.update(failed=True, msg=str(exc))
+            return result
+        result.update(changed=False, routes=routes, spine=spine, vrfs=vrfs)
+        return result
+
+    def _frr_tables(self, args, spine_vars, vrfs, task_vars):
+        pathspace = args["pathspace"]
+        if pathspace is None:
+            pathspace = spine_vars.get("spine_frr_pathspace") or ""
+        answer = self._execute_module(
+            module_name=MODULE, module_args=dict(pathspace=pathspace, vrfs=vrfs),
+            task_vars=task_vars)
+        if answer.get("failed"):
+            raise AnsibleError(answer.get("msg") or "spine_routes: reading the routes failed")
+        return [frr_route_table(answer["tables"][vrf]) for vrf in vrfs]
