@@ -81,6 +81,8 @@ class SiteLab:
     run_dir: Path = RUN_DIR
     # extra variables for playbooks/spines.yml (a benchmark's additional pool, say)
     spine_vars: dict[str, object] | None = None
+    # the PLAY RECAP of the last playbooks/site.yml run by up()
+    last_recap: str = ""
 
     # --- names ----------------------------------------------------------------
 
@@ -215,7 +217,8 @@ class SiteLab:
                 if "bgpd" not in router.pids():
                     router.start("")
             output = self.playbook("site.yml")
-            print(recap(output))
+            self.last_recap = recap(output)
+            print(self.last_recap)
         else:
             self.start_spines()
             self.start_workers(speaker)

@@ -61,11 +61,11 @@ def plain(value):
 
 
 def _chosen(given, known, what):
-    """``given`` restricted to ``known`` keys; ValueError naming any other."""
+    """``given`` restricted to ``known`` keys, unset ones (None, "") left out; ValueError naming any other."""
     unknown = sorted(set(given or {}) - set(known))
     if unknown:
         raise ValueError(f"{what}: unknown {', '.join(unknown)} (known: {', '.join(known)})")
-    return {key: value for key, value in (given or {}).items() if value is not None}
+    return {key: value for key, value in (given or {}).items() if value not in (None, "")}
 
 
 def manifest_options(site, args):

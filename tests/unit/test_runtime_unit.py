@@ -29,12 +29,15 @@ def render(tmp_path: Path, component: str = "speaker", *, privileged: bool = Fal
     program = venv / "bin" / "spinelb"
     program.write_text("#!/bin/sh\n")
     program.chmod(0o755)
-    template = jinja2.Template(text or TEMPLATE.read_text(), trim_blocks=True)
+    environment = jinja2.Environment(trim_blocks=True)
+    # Ansible's bool filter: role variables may arrive as the strings "True"/"False"
+    environment.filters["bool"] = lambda value: str(value).lower() in ("true", "yes", "1", "on")
+    template = environment.from_string(text or TEMPLATE.read_text())
     unit = tmp_path / f"spinelb-{component}.service"
     unit.write_text(template.render(
         ansible_managed="Ansible managed", runtime_component=component, runtime_venv=str(venv),
         runtime_config_path=f"/etc/spinelb/{component}.yaml", runtime_user="spinelb",
-        runtime_group="spinelb", runtime_listen_privileged=privileged,
+        runtime_group="spinelb", runtime_listen_privileged=str(privileged),
     ))
     return unit
 
