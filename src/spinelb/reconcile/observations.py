@@ -1,0 +1,60 @@
+"""What one spine shows: installed routes per VRF, BGP paths per neighbor, session states.
+
+Filled in by whoever reads the spine (FRR's ``vtysh`` JSON, AOS-CX's REST or
+``show`` output); the comparison only reads it.  Neighbors are keyed by their
+address as text (``"10.252.1.10"``), prefixes are ``ip_network`` values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+
+from spinelb.bgp.wire import Prefix
+from spinelb.spine.routes import RouteTable
+
+#: A session's state as the spine names it ("Established", "Active", ...) and
+#: the seconds since it entered that state (None when the spine does not say).
+SessionState = tuple[str, float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class SpineObservation:
+    """One spine's routes, received paths and sessions at the time it was read.
+
+    ``routes``: per VRF, the installed routes (:mod:`spinelb.spine.routes` tables).
+    ``received``: per neighbor address, the paths accepted after inbound policy.
+    ``rejected``: per neighbor address, paths the policy refused (optional: only
+    when the spine keeps them, FRR's soft-reconfiguration inbound).
+    ``sessions``: per configured neighbor address, its state; a neighbor absent
+    here is not configured on the spine.
+    """
+
+    routes: Mapping[str, RouteTable] = field(default_factory=dict)
+    received: Mapping[str, AbstractSet[Prefix]] = field(default_factory=dict)
+    sessions: Mapping[str, SessionState] = field(default_factory=dict)
+    rejected: Mapping[str, AbstractSet[Prefix]] = field(default_factory=dict)
+
+    def installed(self, prefix: Prefix, vrfs: AbstractSet[str] | None) -> tuple[str, ...]:
+        """The next hops of ``prefix`` installed in ``vrfs`` (None: any VRF), sorted, as text."""
+        hops = {
+            hop
+            for vrf, table in self.routes.items()
+            if vrfs is None or vrf in vrfs
+            for hop in table.get(prefix, ())
+        }
+        return tuple(str(hop) for hop in sorted(hops, key=lambda a: (a.version, a)))
+
+    def vrfs_with(self, prefix: Prefix) -> list[str]:
+        """The VRFs in which ``prefix`` is installed, by name."""
+        return sorted(vrf for vrf, table in self.routes.items() if prefix in table)
+
+    def received_from(self, prefix: Prefix) -> list[str]:
+        """The neighbor addresses ``prefix`` was received (and accepted) from."""
+        return sorted(neighbor for neighbor, paths in self.received.items() if prefix in paths)
+
+    def established(self, neighbor: str) -> bool:
+        """Whether the session with ``neighbor`` is up."""
+        state = self.sessions.get(neighbor)
+        return state is not None and state[0].lower() == "established"
