@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                    add_help=False)
     sub.add_parser("supervise", help="keep a command running behind a pid file (no systemd)",
                    add_help=False)
+    sub.add_parser("k8s-snapshot", help="print the Services, Nodes and EndpointSlices as JSON",
+                   add_help=False)
 
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "status":
@@ -86,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         from spinelb.status import check_main
 
         return check_main(argv[1:])
+    if argv and argv[0] == "k8s-snapshot":
+        from spinelb.k8s.snapshot import main as snapshot_main
+
+        return snapshot_main(argv[1:])
     if argv and argv[0] == "supervise":
         from spinelb.supervise import main as supervise_main
 
