@@ -8,6 +8,11 @@ the spine's route tables of the VRFs holding the pools: through the module and
 ``vtysh`` on an FRR spine, over REST from here on an AOS-CX one.  The parsing
 and filtering are :mod:`spinelb.spine.routes`'.  The spine is the delegated
 host when the task is delegated (a worker's drain waits on every spine).
+
+With ``bgp`` it also reports what the spine's BGP has (the prefixes accepted
+from each neighbor, the sessions), parsed by :mod:`spinelb.spine.bgp_state`,
+for the reconciliation of service prefixes.  AOS-CX documents no REST resource
+for a neighbor's accepted paths, so there ``received`` is None, with a warning.
 """
 
 from __future__ import annotations
@@ -20,8 +25,16 @@ from ansible_collections.spinelb.fabric.plugins.module_utils.site_inventory impo
 try:
     from spinelb.spine import SiteError, load_site
     from spinelb.spine.aoscx_rest import AoscxError
+    from spinelb.spine.bgp_state import (
+        AoscxBgpReader,
+        accepted_as_data,
+        aoscx_sessions,
+        frr_accepted,
+        frr_sessions,
+        merge_accepted,
+        sessions_as_data,
+    )
     from spinelb.spine.routes import (
-        AoscxRouteReader,
         aoscx_route_table,
         as_data,
         frr_route_table,
@@ -39,16 +52,50 @@ MODULE = "spinelb.fabric.spine_routes"
 ARGUMENT_SPEC = dict(
     through=dict(type="list", elements="str"),
     pathspace=dict(type="str"),
+    bgp=dict(type="bool", default=False),
 )
+AOSCX_NO_RECEIVED = ("AOS-CX documents no REST resource for the paths a spine accepted from a "
+                     "neighbor: received is null, only the sessions were read")
 
 
 def aoscx_tables(connection, vrfs):
     """Every VRF's route table of an AOS-CX spine, parsed (the client's errors hold no secret)."""
+    return aoscx_read(connection, vrfs)[0]
+
+
+def aoscx_read(connection, vrfs, asn=None):
+    """An AOS-CX spine's route tables and, with ``asn``, its BGP sessions, in one REST session.
+
+    Returns ``(tables, sessions)``; ``sessions`` is None without ``asn``.
+    """
     try:
-        with AoscxRouteReader(**connection) as reader:
-            return [aoscx_route_table(reader.routes(vrf)) for vrf in vrfs]
+        with AoscxBgpReader(**connection) as reader:
+            tables = [aoscx_route_table(reader.routes(vrf)) for vrf in vrfs]
+            if asn is None:
+                return tables, None
+            sessions = {}
+            for vrf in vrfs:
+                sessions.update(aoscx_sessions(reader.neighbors(vrf, asn), vrf))
+            return tables, sessions
     except AoscxError as exc:
         raise AnsibleError(str(exc)) from None
+
+
+def frr_bgp(answer, vrfs):
+    """``(accepted, sessions)`` from the module's ``bgp_tables`` and ``bgp_summary``."""
+    tables = answer.get("bgp_tables") or {}
+    accepted = merge_accepted(
+        frr_accepted(data)
+        for vrf in vrfs
+        for data in (tables.get(vrf) or {}).values()
+    )
+    return accepted, frr_sessions(answer.get("bgp_summary") or {})
+
+
+def families(site):
+    """The address families of the site's pools, IPv4 first (the BGP tables to read)."""
+    versions = {pool.cidr.version for pool in site.pools.values()} or {4}
+    return [f"ipv{version}" for version in sorted(versions)]
 
 
 def report(tables, site, through):
@@ -86,25 +133,40 @@ class ActionModule(ActionBase):
             return result
         through = args["through"] or []
         vrfs = route_vrfs(site, spine)
+        bgp = args["bgp"]
         try:
             if site.spines[spine].platform == "aoscx":
-                tables = aoscx_tables(aoscx_connection(hostvars[spine], spine), vrfs)
+                tables, sessions = aoscx_read(aoscx_connection(hostvars[spine], spine), vrfs,
+                                              site.switch_asn if bgp else None)
+                accepted = None
             else:
-                tables = self._frr_tables(args, hostvars[spine], vrfs, task_vars)
+                answer = self._frr_answer(args, hostvars[spine], vrfs, families(site), task_vars)
+                tables = [frr_route_table(answer["tables"][vrf]) for vrf in vrfs]
+                accepted, sessions = frr_bgp(answer, vrfs) if bgp else (None, None)
             routes = report(tables, site, through)
         except (AnsibleError, ValueError) as exc:
             result.update(failed=True, msg=str(exc))
             return result
-        result.update(changed=False, routes=routes, spine=spine, vrfs=vrfs)
+        pools = [pool.cidr for pool in site.pools.values()]
+        result.update(changed=False, routes=routes, spine=spine, vrfs=vrfs,
+                      tables={vrf: as_data(pool_routes(table, pools))
+                              for vrf, table in zip(vrfs, tables, strict=True)})
+        if bgp:
+            result.update(received=None if accepted is None else accepted_as_data(accepted),
+                          sessions=sessions_as_data(sessions))
+            if accepted is None:
+                result.setdefault("warnings", []).append(AOSCX_NO_RECEIVED)
         return result
 
-    def _frr_tables(self, args, spine_vars, vrfs, task_vars):
+    def _frr_answer(self, args, spine_vars, vrfs, pool_families, task_vars):
         pathspace = args["pathspace"]
         if pathspace is None:
             pathspace = spine_vars.get("spine_frr_pathspace") or ""
+        module_args = dict(pathspace=pathspace, vrfs=vrfs)
+        if args["bgp"]:
+            module_args.update(bgp=True, families=pool_families)
         answer = self._execute_module(
-            module_name=MODULE, module_args=dict(pathspace=pathspace, vrfs=vrfs),
-            task_vars=task_vars)
+            module_name=MODULE, module_args=module_args, task_vars=task_vars)
         if answer.get("failed"):
             raise AnsibleError(answer.get("msg") or "spine_routes: reading the routes failed")
-        return [frr_route_table(answer["tables"][vrf]) for vrf in vrfs]
+        return answer

@@ -6,8 +6,9 @@
 The action plugin of the same name runs first, on the controller: it builds the
 site from the inventory, names the VRFs that hold the pools' routes, and parses
 what this module returns with the ``spinelb`` package.  This module only runs
-``vtysh -c 'show ip route vrf NAME json'`` on the target, which therefore needs
-no ``spinelb`` package.  It never changes anything.
+``vtysh -c 'show ip route vrf NAME json'`` on the target (and, with ``bgp``,
+``show bgp vrf NAME ipv4|ipv6 unicast json`` and ``show bgp vrf all summary
+json``), which therefore needs no ``spinelb`` package.  It never changes anything.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ description:
     VRF with worker sessions (one when C(spinelb_frr_collapse_vrfs) is set). For AOS-CX the action
     plugin reads C(system/vrfs/NAME/routes) over the switch's REST API from the controller
     (C(spinelb_aoscx_*) variables, see docs/aoscx.md).
+  - With O(bgp), also the prefixes the spine accepted from each BGP neighbor in the same VRFs
+    (every prefix, not only the pools'; an address leaked from outside the pools matters too)
+    and its BGP sessions, for the reconciliation of service prefixes. For FRR these come from C(show bgp vrf NAME ipv4 unicast
+    json) (and C(ipv6) when a pool is IPv6) and C(show bgp vrf all summary json). For AOS-CX the
+    sessions come from C(system/vrfs/NAME/bgp_routers/ASN/bgp_neighbors?depth=2); AOS-CX
+    documents no REST resource for the paths accepted from a neighbor, so RV(received) is
+    null there, with a warning.
   - Read-only; never changes the spine.
 author:
   - spinelb maintainers (@spinelb)
@@ -65,6 +73,19 @@ options:
     type: list
     elements: str
     default: [default]
+  bgp:
+    description:
+      - Also return RV(received) and RV(sessions), the spine's BGP paths and sessions.
+    type: bool
+    default: false
+  families:
+    description:
+      - The address families whose BGP tables are read with O(bgp), filled in by the action
+        plugin from the pools. Do not set it.
+    type: list
+    elements: str
+    choices: [ipv4, ipv6]
+    default: [ipv4]
 notes:
   - C(spinelb.fabric.speaker) waits on this module during a drain, delegated to every host
     of group C(spines). See docs/operations.md.
@@ -89,9 +110,20 @@ EXAMPLES = r"""
   until: left.routes | length == 0
   retries: 60
   delay: 1
+
+- name: The paths the spine accepted from each neighbor, and its sessions
+  spinelb.fabric.spine_routes:
+    bgp: true
+  register: spine
 """
 
 RETURN = r"""
+tables:
+  description: The same as RV(routes) per VRF read (without O(through)), for checks that care in
+    which VRF a prefix is installed.
+  returned: success
+  type: dict
+  sample: {"default": {"10.92.100.71/32": ["10.252.1.10", "10.252.1.11", "10.252.1.12"]}}
 routes:
   description: Per prefix inside a pool (only those with a next hop in O(through), when given),
     the next hops the spine forwards to, sorted.
@@ -109,6 +141,23 @@ vrfs:
   type: list
   elements: str
   sample: [default, CSM]
+received:
+  description:
+    - Per neighbor address, the prefixes the spine accepted from it (after inbound policy) in
+      the VRFs read, sorted; every prefix, not only the pools'.
+    - Null on an AOS-CX spine, whose REST API documents no such resource.
+  returned: when O(bgp) is true
+  type: dict
+  sample: {"10.252.1.10": ["10.92.100.60/32", "10.92.100.71/32"]}
+sessions:
+  description:
+    - Per neighbor address, its BGP session as the spine sees it. C(uptime_seconds) is the time
+      in Established (null otherwise or when the spine does not say), C(accepted) the number of
+      prefixes accepted from it (null when the spine does not say, as on AOS-CX).
+  returned: when O(bgp) is true
+  type: dict
+  sample: {"10.252.1.10": {"state": "Established", "vrf": "default", "uptime_seconds": 10.0,
+           "remote_asn": 65531, "description": "ncn-w001-nmn", "accepted": 5}}
 """
 
 import json  # noqa: E402  (ansible-test wants the documentation first)
@@ -119,31 +168,55 @@ ARGUMENT_SPEC = dict(
     through=dict(type="list", elements="str"),
     pathspace=dict(type="str"),
     vrfs=dict(type="list", elements="str", default=["default"]),
+    bgp=dict(type="bool", default=False),
+    families=dict(type="list", elements="str", choices=["ipv4", "ipv6"], default=["ipv4"]),
 )
 
 
-def read_tables(module):
-    """``{vrf: FRR's JSON}`` for every VRF in ``vrfs``; fails the task on an unreadable answer."""
+def vtysh(module):
+    """The argv that runs ``vtysh`` in the requested pathspace, without the command."""
     argv = [module.get_bin_path("vtysh", required=True)]
     if module.params["pathspace"]:
         argv += ["-N", module.params["pathspace"]]
-    tables = {}
-    for vrf in module.params["vrfs"]:
-        command = f"show ip route vrf {vrf} json"
-        rc, out, err = module.run_command([*argv, "-c", command])
-        if rc != 0:
-            module.fail_json(msg=f"vtysh could not run '{command}': {(err or out).strip()}")
-        try:
-            tables[vrf] = json.loads(out or "{}")
-        except ValueError:
-            module.fail_json(msg=f"vtysh '{command}' did not answer JSON: {out.strip()[:300]}")
-    return tables
+    return argv
+
+
+def show(module, argv, command):
+    """FRR's JSON answer to ``command``; fails the task on an error or an answer not JSON."""
+    rc, out, err = module.run_command([*argv, "-c", command])
+    if rc != 0:
+        module.fail_json(msg=f"vtysh could not run '{command}': {(err or out).strip()}")
+    try:
+        answer = json.loads(out or "{}")
+    except ValueError:
+        module.fail_json(msg=f"vtysh '{command}' did not answer JSON: {out.strip()[:300]}")
+    return answer
+
+
+def read_tables(module, argv):
+    """``{vrf: FRR's JSON}`` for every VRF in ``vrfs``; fails the task on an unreadable answer."""
+    return {vrf: show(module, argv, f"show ip route vrf {vrf} json")
+            for vrf in module.params["vrfs"]}
+
+
+def read_bgp(module, argv):
+    """``{vrf: {family: BGP table JSON}}`` for every VRF and family, and the sessions' summary."""
+    tables = {
+        vrf: {family: show(module, argv, f"show bgp vrf {vrf} {family} unicast json")
+              for family in module.params["families"]}
+        for vrf in module.params["vrfs"]
+    }
+    return tables, show(module, argv, "show bgp vrf all summary json")
 
 
 def main():
     """Entry point."""
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    module.exit_json(changed=False, tables=read_tables(module), vrfs=module.params["vrfs"])
+    argv = vtysh(module)
+    result = dict(changed=False, tables=read_tables(module, argv), vrfs=module.params["vrfs"])
+    if module.params["bgp"]:
+        result["bgp_tables"], result["bgp_summary"] = read_bgp(module, argv)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,15 @@ from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
-from spinelb.spine.bgp_state import accepted_from, frr_accepted, frr_sessions
+from spinelb.spine.bgp_state import (
+    accepted_as_data,
+    accepted_from,
+    aoscx_sessions,
+    frr_accepted,
+    frr_sessions,
+    merge_accepted,
+    sessions_as_data,
+)
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "frr-bgp"
 WORKERS_NMN = {ip_address(a) for a in ("10.252.1.10", "10.252.1.11", "10.252.1.12")}
@@ -60,3 +68,49 @@ def test_a_session_that_is_down_has_no_uptime_and_bad_entries_are_skipped() -> N
                                          {"peerId": "10.252.1.10", "valid": False}],
                          "nonsense": [{"peerId": "10.252.1.10"}]}}
     assert frr_accepted(routes) == {}
+
+
+def test_aoscx_neighbors_give_state_asn_and_description_and_skip_peer_groups() -> None:
+    data = {
+        "10.252.1.10": {"remote_as": 65531, "description": "ncn-w001-nmn",
+                        "status": {"bgp_peer_state": "Established"}},
+        "10.252.1.11": {"remote_as": 65531, "status": {"bgp_peer_state": "Active"}},
+        "10.252.1.12": {"remote_as": "65531"},  # not started yet: no status
+        "fd00%3A%3A1": {"status": {"bgp_peer_state": "Established"}},
+        "nmn-workers": {"is_peer_group": True},
+        "1/1/1": {"status": {"bgp_peer_state": "Established"}},
+    }
+    sessions = aoscx_sessions(data, "CSM")
+    assert set(sessions) == {ip_address(a) for a in (
+        "10.252.1.10", "10.252.1.11", "10.252.1.12", "fd00::1")}
+    w001 = sessions[ip_address("10.252.1.10")]
+    assert w001.established and w001.vrf == "CSM" and w001.remote_asn == 65531
+    assert w001.description == "ncn-w001-nmn"
+    # AOS-CX documents neither an uptime nor a prefix count: unknown, not zero
+    assert w001.uptime_seconds is None and w001.accepted is None
+    assert sessions[ip_address("10.252.1.11")].state == "Active"
+    w003 = sessions[ip_address("10.252.1.12")]
+    assert w003.state == "Idle" and w003.remote_asn is None
+
+
+def test_accepted_paths_merge_across_vrfs_and_become_sorted_plain_data() -> None:
+    accepted = frr_accepted(golden("sw-spine-001-bgp-ipv4.json"))
+    leak = {ip_address("10.252.1.12"): {ip_network("198.51.100.7/32")},
+            ip_address("fd00::7"): {ip_network("fd00:92::1/128")}}
+    merged = merge_accepted([accepted, leak])
+    data = accepted_as_data(merged)
+    assert list(data)[-1] == "fd00::7"  # IPv4 neighbors first
+    assert data["10.252.1.12"][-1] == "198.51.100.7/32"
+    assert set(data["10.252.1.12"]) == {str(p) for p in accepted[ip_address("10.252.1.12")]} | {
+        "198.51.100.7/32"}
+    assert all(values == sorted(values, key=lambda t: ip_network(t)) for values in data.values())
+    # the parts are left as they were
+    assert ip_network("198.51.100.7/32") not in accepted[ip_address("10.252.1.12")]
+
+
+def test_sessions_as_data_keep_every_field_by_neighbor_address() -> None:
+    data = sessions_as_data(frr_sessions(golden("sw-spine-001-summary.json")))
+    assert data["10.102.5.3"] == {"state": "Established", "vrf": "default",
+                                  "uptime_seconds": 13.0, "remote_asn": 65533,
+                                  "description": "sw-spine-002", "accepted": 16}
+    assert list(data) == sorted(data, key=ip_address)

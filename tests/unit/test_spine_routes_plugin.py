@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,18 +25,25 @@ site_inventory: Any = collection_module("plugins.module_utils.site_inventory")
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "frr-routes"
 CONVERGED = (GOLDEN / "sw-spine-001-converged.json").read_text()
+BGP_GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "frr-bgp"
+BGP_IPV4 = (BGP_GOLDEN / "sw-spine-001-bgp-ipv4.json").read_text()
+SUMMARY = (BGP_GOLDEN / "sw-spine-001-summary.json").read_text()
 W003 = ("10.252.1.12", "10.254.1.20", "10.102.5.16", "10.102.10.12")
 
 
 class FakeVtysh:
-    """Answers ``show ip route vrf NAME json`` from ``tables``; records every argv."""
+    """Answers ``show ip route vrf NAME json`` from ``tables`` and any other command from
+    ``answers`` (command -> output); records every argv."""
 
-    def __init__(self, tables: dict[str, str]) -> None:
+    def __init__(self, tables: dict[str, str], answers: dict[str, str] | None = None) -> None:
         self.tables = tables
+        self.answers = answers or {}
         self.argv: list[list[str]] = []
 
     def run_command(self, args: list[str], **_: Any) -> tuple[int, str, str]:
         self.argv.append(list(args))
+        if args[-1] in self.answers:
+            return 0, self.answers[args[-1]], ""
         words = args[-1].split()
         if words[:4] == ["show", "ip", "route", "vrf"] and words[4] in self.tables:
             return 0, self.tables[words[4]], ""
@@ -78,6 +86,26 @@ def test_module_fails_on_a_missing_vrf_or_an_answer_that_is_not_json(
     assert "did not answer JSON" in result["msg"]
 
 
+def test_module_reads_the_bgp_tables_of_each_vrf_and_family_and_the_summary(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    vtysh = FakeVtysh({"default": CONVERGED}, {
+        "show bgp vrf default ipv4 unicast json": BGP_IPV4,
+        "show bgp vrf default ipv6 unicast json": "{}",
+        "show bgp vrf all summary json": SUMMARY,
+    })
+    result = run_module(monkeypatch, capsys, vtysh, bgp=True, families=["ipv4", "ipv6"])
+    assert result["bgp_tables"] == {"default": {"ipv4": json.loads(BGP_IPV4), "ipv6": {}}}
+    assert result["bgp_summary"] == json.loads(SUMMARY)
+    assert [argv[-1] for argv in vtysh.argv] == [
+        "show ip route vrf default json", "show bgp vrf default ipv4 unicast json",
+        "show bgp vrf default ipv6 unicast json", "show bgp vrf all summary json"]
+    # without bgp, nothing but the route tables is read
+    vtysh.argv.clear()
+    plain = run_module(monkeypatch, capsys, vtysh)
+    assert "bgp_tables" not in plain and "bgp_summary" not in plain
+    assert [argv[-1] for argv in vtysh.argv] == ["show ip route vrf default json"]
+
+
 def with_host_vars(listing: dict[str, Any], host: str, **extra: Any) -> dict[str, Any]:
     """``task_vars`` with ``extra`` among ``host``'s variables (set_fact, -e or inventory)."""
     hostvars = dict(listing["_meta"]["hostvars"])
@@ -100,6 +128,87 @@ def test_report_keeps_the_pool_prefixes_and_filters_by_through() -> None:
     through = action.report(tables, site(), ["10.252.1.11"])
     assert set(through) == {"10.92.100.71/32", "10.92.100.222/32", "10.92.100.225/32"}
     assert through["10.92.100.71/32"] == ["10.252.1.10", "10.252.1.11", "10.252.1.12"]
+
+
+# --- the action plugin's run, bgp: true -------------------------------------------------------
+
+
+def run_action(task_args: dict[str, Any], variables: dict[str, Any],
+               module_answer: dict[str, Any] | None = None
+               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``ActionModule.run`` for sw-spine-001; the module's answer is ``module_answer``.
+
+    Returns the task's result and the arguments each module call got.
+    """
+    task = SimpleNamespace(args=task_args, delegate_to=None, async_val=0, check_mode=False,
+                           action="spinelb.fabric.spine_routes")
+    connection = SimpleNamespace(_shell=SimpleNamespace(tmpdir="/nonexistent"))
+    plugin = action.ActionModule(task, connection, SimpleNamespace(), None, None)
+    calls: list[dict[str, Any]] = []
+
+    def execute_module(module_name: str, module_args: dict[str, Any], **_: Any) -> Any:
+        assert module_name == "spinelb.fabric.spine_routes"
+        calls.append(module_args)
+        return module_answer
+    plugin._execute_module = execute_module
+    return plugin.run(task_vars=variables), calls
+
+
+def frr_spine() -> dict[str, Any]:
+    """``task_vars`` with sw-spine-001 as an FRR spine (the reference site's are AOS-CX)."""
+    return with_host_vars(ansible_inventory("reference-site"), "sw-spine-001",
+                          spinelb_platform="frr")
+
+
+#: CSM's BGP table: a path leaked from outside every pool, accepted from ncn-w003's NMN address.
+LEAK = {"routes": {"198.51.100.7/32": [{"valid": True, "peerId": "10.252.1.12"}]}}
+
+
+def test_bgp_reports_every_prefix_accepted_per_neighbor_and_the_sessions_of_an_frr_spine() -> None:
+    answer = {
+        "tables": {"default": json.loads(CONVERGED), "CSM": {}},
+        "bgp_tables": {"default": {"ipv4": json.loads(BGP_IPV4)}, "CSM": {"ipv4": LEAK}},
+        "bgp_summary": json.loads(SUMMARY),
+    }
+    variables = frr_spine()
+    result, calls = run_action({"bgp": True}, variables, answer)
+    assert not result.get("failed"), result
+    assert calls == [{"pathspace": "", "vrfs": ["default", "CSM"], "bgp": True,
+                      "families": ["ipv4"]}]
+    assert len(result["routes"]) == 16 and result["vrfs"] == ["default", "CSM"]
+    received = result["received"]
+    # the NMN sessions carry node- and hardware-management; the leak is kept, though in no pool
+    assert received["10.252.1.10"] == [
+        "10.92.100.60/32", "10.92.100.71/32", "10.92.100.225/32", "10.94.100.60/32",
+        "10.94.100.71/32"]
+    assert "198.51.100.7/32" in received["10.252.1.12"]
+    assert "10.92.100.222/32" in received["10.252.1.11"]
+    assert "10.92.100.222/32" not in received["10.252.1.10"]
+    assert list(received) == sorted(received, key=lambda a: tuple(map(int, a.split("."))))
+    assert received["10.102.5.3"]  # the other spine, over iBGP
+    sessions = result["sessions"]
+    assert set(sessions) == {"10.252.1.10", "10.252.1.11", "10.252.1.12", "10.102.5.14",
+                             "10.102.5.15", "10.102.5.16", "10.102.5.3"}
+    assert sessions["10.252.1.10"] == {
+        "state": "Established", "vrf": "default", "uptime_seconds": 10.0,
+        "remote_asn": 65531, "description": "ncn-w001-nmn", "accepted": 5}
+    assert "warnings" not in result
+
+
+def test_without_bgp_the_module_is_asked_for_routes_only_and_nothing_else_is_returned() -> None:
+    variables = frr_spine()
+    answer = {"tables": {"default": json.loads(CONVERGED), "CSM": {}}}
+    result, calls = run_action({}, variables, answer)
+    assert calls == [{"pathspace": "", "vrfs": ["default", "CSM"]}]
+    assert len(result["routes"]) == 16
+    assert "received" not in result and "sessions" not in result
+
+
+def test_a_failed_module_fails_the_task_with_its_message() -> None:
+    variables = frr_spine()
+    result, _ = run_action({"bgp": True}, variables,
+                           {"failed": True, "msg": "vtysh could not run 'show bgp'"})
+    assert result["failed"] is True and "show bgp" in result["msg"]
 
 
 # --- AOS-CX over REST -------------------------------------------------------------------------
@@ -152,6 +261,69 @@ def test_aoscx_errors_name_the_vrf_never_the_password(switch: FakeAoscx) -> None
     with pytest.raises(Exception, match="login") as caught:
         action.aoscx_tables(bad, ["CSM"])
     assert switch.password not in str(caught.value)
+
+
+NEIGHBORS_DEFAULT = {
+    "10.102.5.14": {"remote_as": 65532, "description": "ncn-w001-cmn",
+                    "status": {"bgp_peer_state": "Established"}},
+    "10.102.5.16": {"remote_as": 65532, "status": {"bgp_peer_state": "Idle"}},
+    "10.102.5.3": {"remote_as": 65533, "status": {"bgp_peer_state": "Established"}},
+    "cmn-workers": {"is_peer_group": True, "remote_as": 65532},
+}
+NEIGHBORS_CSM = {
+    "10.252.1.10": {"remote_as": 65531, "description": "ncn-w001-nmn",
+                    "status": {"bgp_peer_state": "Established"}},
+    "10.252.1.12": {"remote_as": 65531, "status": {}},
+}
+
+
+def test_aoscx_bgp_reads_the_sessions_of_every_vrf_and_says_received_is_unknown(
+        switch: FakeAoscx) -> None:
+    switch.resources.update({
+        "system/vrfs/default/bgp_routers/65533/bgp_neighbors?depth=2": NEIGHBORS_DEFAULT,
+        "system/vrfs/CSM/bgp_routers/65533/bgp_neighbors?depth=2": NEIGHBORS_CSM,
+    })
+    variables = with_host_vars(
+        ansible_inventory("reference-site"), "sw-spine-001", spinelb_platform="aoscx",
+        spinelb_aoscx_host="127.0.0.1", spinelb_aoscx_port=switch.port,
+        spinelb_aoscx_scheme="http", spinelb_aoscx_username=switch.username,
+        spinelb_aoscx_password=switch.password)
+    result, calls = run_action({"bgp": True}, variables)
+    assert not result.get("failed"), result
+    assert calls == []  # AOS-CX is read from the controller, never through the module
+    assert result["routes"] == {"10.92.100.71/32": ["10.252.1.10", "10.252.1.12"],
+                                "10.102.10.129/32": ["10.102.10.12"]}
+    assert result["received"] is None
+    assert any("received is null" in warning for warning in result["warnings"])
+    assert result["sessions"] == {
+        "10.102.5.3": {"state": "Established", "vrf": "default", "uptime_seconds": None,
+                       "remote_asn": 65533, "description": None, "accepted": None},
+        "10.102.5.14": {"state": "Established", "vrf": "default", "uptime_seconds": None,
+                        "remote_asn": 65532, "description": "ncn-w001-cmn", "accepted": None},
+        "10.102.5.16": {"state": "Idle", "vrf": "default", "uptime_seconds": None,
+                        "remote_asn": 65532, "description": None, "accepted": None},
+        "10.252.1.10": {"state": "Established", "vrf": "CSM", "uptime_seconds": None,
+                        "remote_asn": 65531, "description": "ncn-w001-nmn", "accepted": None},
+        "10.252.1.12": {"state": "Idle", "vrf": "CSM", "uptime_seconds": None,
+                        "remote_asn": 65531, "description": None, "accepted": None},
+    }
+    assert switch.logins == switch.logouts == 1  # routes and sessions in one REST session
+    assert all(method == "GET" or path in ("/rest/v10.09/login", "/rest/v10.09/logout")
+               for method, path in switch.requests)
+    assert switch.password not in json.dumps(result)
+
+
+def test_aoscx_bgp_fails_naming_the_vrf_when_the_switch_has_no_such_bgp_router(
+        switch: FakeAoscx) -> None:
+    variables = with_host_vars(
+        ansible_inventory("reference-site"), "sw-spine-001", spinelb_platform="aoscx",
+        spinelb_aoscx_host="127.0.0.1", spinelb_aoscx_port=switch.port,
+        spinelb_aoscx_scheme="http", spinelb_aoscx_username=switch.username,
+        spinelb_aoscx_password=switch.password)
+    result, _ = run_action({"bgp": True}, variables)
+    assert result["failed"] is True
+    assert "BGP neighbors of VRF 'default'" in result["msg"]
+    assert switch.password not in result["msg"]
 
 
 # --- spinelb_decommissioned ---------------------------------------------------------------------

@@ -1,21 +1,30 @@
 """What a spine's BGP has: the paths it accepted from each neighbor, and its sessions.
 
-Pure parsing of FRR's JSON (``show bgp vrf NAME ipv4|ipv6 unicast json`` and
-``show bgp vrf all summary json``), the observations service-prefix
-reconciliation compares with the desired state: a prefix *accepted* from a
-session that should not carry it is a leak, and a session that is not
-Established explains a missing next hop.  Paths FRR refused by policy are not
-in the table at all, so everything here passed the spine's inbound route-maps.
+Parsing of FRR's JSON (``show bgp vrf NAME ipv4|ipv6 unicast json`` and
+``show bgp vrf all summary json``) and of AOS-CX's REST answer
+(``system/vrfs/NAME/bgp_routers/ASN/bgp_neighbors?depth=2``), the observations
+service-prefix reconciliation compares with the desired state: a prefix
+*accepted* from a session that should not carry it is a leak, and a session
+that is not Established explains a missing next hop.  Paths FRR refused by
+policy are not in the table at all, so everything here passed the spine's
+inbound route-maps.  :class:`AoscxBgpReader` reads the AOS-CX answers.
+
+AOS-CX documents no REST resource for a neighbor's accepted paths, so on that
+platform only the sessions are known (state, remote AS, description; no uptime
+and no prefix count, which its neighbor resource does not document either).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Any
 
 from spinelb.bgp.wire import Address, Prefix
+
+from .routes import AoscxRouteReader
 
 #: neighbor address -> the prefixes the spine accepted from it
 Accepted = dict[Address, set[Prefix]]
@@ -31,7 +40,7 @@ class Session:
     uptime_seconds: float | None  # time in Established; None when not Established
     remote_asn: int | None
     description: str | None
-    accepted: int  # prefixes accepted from it
+    accepted: int | None  # prefixes accepted from it; None when the spine does not say
 
     @property
     def established(self) -> bool:
@@ -93,3 +102,78 @@ def accepted_from(accepted: Accepted, neighbors: set[IPv4Address | IPv6Address])
     for neighbor in neighbors:
         found |= accepted.get(neighbor, set())
     return found
+
+
+def aoscx_sessions(data: Mapping[str, Any], vrf: str) -> dict[Address, Session]:
+    """The neighbors of AOS-CX's ``bgp_neighbors?depth=2`` answer for ``vrf``.
+
+    Keys are neighbor addresses (peer groups, keyed by name and marked
+    ``is_peer_group``, are left out); the state is ``status.bgp_peer_state``,
+    the field CSM's ``canu validate network bgp`` reads.  A neighbor without a
+    status has not started: Idle.
+    """
+    sessions: dict[Address, Session] = {}
+    for key, neighbor in data.items():
+        if not isinstance(neighbor, Mapping) or neighbor.get("is_peer_group") is True:
+            continue
+        try:
+            address = ip_address(urllib.parse.unquote(str(key)))
+        except ValueError:  # a peer group or an interface name
+            continue
+        status = neighbor.get("status")
+        state = status.get("bgp_peer_state") if isinstance(status, Mapping) else None
+        remote_as = neighbor.get("remote_as")
+        sessions[address] = Session(
+            neighbor=address,
+            vrf=vrf,
+            state=str(state or "Idle"),
+            uptime_seconds=None,
+            remote_asn=remote_as if isinstance(remote_as, int) else None,
+            description=neighbor.get("description") or None,
+            accepted=None,
+        )
+    return sessions
+
+
+def merge_accepted(parts: Iterable[Accepted]) -> Accepted:
+    """One :data:`Accepted` with every neighbor of ``parts`` and the union of its prefixes."""
+    accepted: Accepted = {}
+    for part in parts:
+        for neighbor, prefixes in part.items():
+            accepted.setdefault(neighbor, set()).update(prefixes)
+    return accepted
+
+
+def accepted_as_data(accepted: Accepted) -> dict[str, list[str]]:
+    """``accepted`` as plain data: ``{"10.252.1.10": ["10.92.100.71/32", ...]}``, sorted."""
+    return {
+        str(neighbor): [
+            str(p) for p in sorted(accepted[neighbor], key=lambda p: (p.version, p))
+        ]
+        for neighbor in sorted(accepted, key=lambda a: (a.version, a))
+    }
+
+
+def sessions_as_data(sessions: Mapping[Address, Session]) -> dict[str, dict[str, Any]]:
+    """``sessions`` as plain data keyed by neighbor address, sorted."""
+    return {
+        str(neighbor): {
+            "state": session.state,
+            "vrf": session.vrf,
+            "uptime_seconds": session.uptime_seconds,
+            "remote_asn": session.remote_asn,
+            "description": session.description,
+            "accepted": session.accepted,
+        }
+        for neighbor, session in sorted(sessions.items(), key=lambda i: (i[0].version, i[0]))
+    }
+
+
+class AoscxBgpReader(AoscxRouteReader):
+    """An AOS-CX REST session that reads route tables and BGP neighbors (a context manager)."""
+
+    def neighbors(self, vrf: str, asn: int) -> dict[str, Any]:
+        """The BGP neighbors of VRF ``vrf``'s router ``asn``, with their status (``?depth=2``)."""
+        name = urllib.parse.quote(vrf, safe="")
+        return self._get_json(f"system/vrfs/{name}/bgp_routers/{int(asn)}/bgp_neighbors?depth=2",
+                              what=f"read the BGP neighbors of VRF {vrf!r}")
