@@ -16,6 +16,7 @@ from kubernetes import config as sync_config
 from kubernetes.aio import client as aio_client
 from kubernetes.aio import config as aio_config
 from kubernetes.aio import watch as aio_watch
+from waiting import wait_for
 
 from lab.apiserver import (
     ApiServerProcess,
@@ -255,8 +256,7 @@ def test_aio_watch_resumes_from_resource_version_and_gets_410_after_compaction()
             return names
 
         reader = asyncio.create_task(read_until_end())
-        while not server.emulator.expire_watches():
-            await asyncio.sleep(0.01)
+        await wait_for(server.emulator.expire_watches)  # once the watch is open, end it
         assert await asyncio.wait_for(reader, 10) == ["second"]
 
         server.emulator.compact()

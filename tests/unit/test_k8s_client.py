@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 from lab.apiserver import (
     LAB_TOKEN,
@@ -160,8 +161,7 @@ def test_watch_ends_when_the_server_ends_it() -> None:
             ]
 
         task = asyncio.create_task(consume())
-        while not server.emulator.expire_watches():
-            await asyncio.sleep(0.01)
+        await wait_for(server.emulator.expire_watches)  # once the watch is open, end it
         assert await asyncio.wait_for(task, 10) == ["BOOKMARK"]
 
     with_kube([], body)
