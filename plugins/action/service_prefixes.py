@@ -17,7 +17,10 @@ from dataclasses import replace
 from ipaddress import ip_address, ip_network
 
 from ansible.plugins.action import ActionBase
-from ansible_collections.spinelb.fabric.plugins.module_utils.site_inventory import site_arguments
+from ansible_collections.spinelb.fabric.plugins.module_utils.site_inventory import (
+    package_missing,
+    site_arguments,
+)
 
 try:
     from spinelb.reconcile import SpineObservation, compare, plan
@@ -73,9 +76,7 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
-        if SPINELB_IMPORT_ERROR is not None:
-            result.update(failed=True, msg="service_prefixes needs the spinelb Python package on "
-                          f"the controller: {SPINELB_IMPORT_ERROR}")
+        if package_missing(result, "service_prefixes", SPINELB_IMPORT_ERROR):
             return result
         try:
             site = load_site(*site_arguments(task_vars, task_vars["inventory_hostname"]))

@@ -17,7 +17,10 @@ import re
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible_collections.spinelb.fabric.plugins.module_utils import aoscx_config, frr_config
-from ansible_collections.spinelb.fabric.plugins.module_utils.site_inventory import site_arguments
+from ansible_collections.spinelb.fabric.plugins.module_utils.site_inventory import (
+    package_missing,
+    site_arguments,
+)
 from ansible_collections.spinelb.fabric.plugins.module_utils.spine_bgp_args import (
     USER_ARGUMENT_SPEC,
 )
@@ -153,9 +156,7 @@ class ActionModule(ActionBase):
                 module_name=MODULE, module_args=dict(args), task_vars=task_vars))
             return result
 
-        if SPINELB_IMPORT_ERROR is not None:
-            result.update(failed=True, msg="spine_bgp needs the spinelb Python package on the "
-                          f"controller: {SPINELB_IMPORT_ERROR}")
+        if package_missing(result, "spine_bgp", SPINELB_IMPORT_ERROR):
             return result
         hostvars = task_vars["hostvars"]
         spine = task_vars["inventory_hostname"]

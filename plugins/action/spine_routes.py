@@ -20,7 +20,10 @@ from __future__ import annotations
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible_collections.spinelb.fabric.plugins.action.spine_bgp import aoscx_connection
-from ansible_collections.spinelb.fabric.plugins.module_utils.site_inventory import site_arguments
+from ansible_collections.spinelb.fabric.plugins.module_utils.site_inventory import (
+    package_missing,
+    site_arguments,
+)
 
 try:
     from spinelb.spine import SiteError, load_site
@@ -116,9 +119,7 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
-        if SPINELB_IMPORT_ERROR is not None:
-            result.update(failed=True, msg="spine_routes needs the spinelb Python package on the "
-                          f"controller: {SPINELB_IMPORT_ERROR}")
+        if package_missing(result, "spine_routes", SPINELB_IMPORT_ERROR):
             return result
         spine = self._task.delegate_to or task_vars["inventory_hostname"]
         hostvars = task_vars["hostvars"]

@@ -15,7 +15,10 @@ import dataclasses
 import json
 
 from ansible.plugins.action import ActionBase
-from ansible_collections.spinelb.fabric.plugins.module_utils.site_inventory import site_arguments
+from ansible_collections.spinelb.fabric.plugins.module_utils.site_inventory import (
+    package_missing,
+    site_arguments,
+)
 
 try:
     import yaml
@@ -89,9 +92,7 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
-        if SPINELB_IMPORT_ERROR is not None:
-            result.update(failed=True, msg="spinelb_config needs the spinelb Python package on "
-                          f"the controller: {SPINELB_IMPORT_ERROR}")
+        if package_missing(result, "spinelb_config", SPINELB_IMPORT_ERROR):
             return result
         host = task_vars["inventory_hostname"]
         try:

@@ -16,7 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ansible.plugins.action import ActionBase
-from ansible_collections.spinelb.fabric.plugins.module_utils.site_inventory import site_arguments
+from ansible_collections.spinelb.fabric.plugins.module_utils.site_inventory import (
+    package_missing,
+    site_arguments,
+)
 from ansible_collections.spinelb.fabric.plugins.module_utils.spinelb_manifests_args import (
     ARGUMENT_SPEC,
 )
@@ -104,9 +107,7 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
-        if SPINELB_IMPORT_ERROR is not None:
-            result.update(failed=True, msg="spinelb_manifests needs the spinelb Python package "
-                          f"on the controller: {SPINELB_IMPORT_ERROR}")
+        if package_missing(result, "spinelb_manifests", SPINELB_IMPORT_ERROR):
             return result
         try:
             site = load_site(*site_arguments(task_vars, task_vars["inventory_hostname"]))

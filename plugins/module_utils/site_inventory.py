@@ -69,3 +69,16 @@ def site_arguments(task_vars, host):
     return (without_workers(site_vars, gone),
             {name: spinelb_vars(hostvars[name]) for name in members},
             groups)
+
+
+def package_missing(result, plugin, error):
+    """Fail ``result`` when the spinelb package did not import on the controller; True then.
+
+    The action plugins import the package at load time and keep the ImportError,
+    so a controller without it gets this message from the task, not a traceback.
+    """
+    if error is None:
+        return False
+    result.update(failed=True,
+                  msg=f"{plugin} needs the spinelb Python package on the controller: {error}")
+    return True
