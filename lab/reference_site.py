@@ -36,7 +36,7 @@ from spinelb.k8s.objects import node_info, service_info, slice_info
 REPO = Path(__file__).resolve().parent.parent
 ANSIBLE_PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
 FABRIC = "lab-fabric"
-SPINE_DAEMONS = ("zebra", "bgpd", "bfdd")
+SPINE_DAEMONS = ("zebra", "bgpd", "bfdd", "staticd")  # staticd: static routes typed by hand
 CONVERGE_TIMEOUT = 60.0
 
 
@@ -170,6 +170,14 @@ class SiteLab:
 
         Raises :class:`LabError` with the output's tail when the playbook fails.
         """
+        run = self.run_playbook(name, *args, timeout=timeout)
+        if run.returncode != 0:
+            raise LabError(f"playbooks/{name} failed:\n{run.stdout[-4000:]}{run.stderr[-2000:]}")
+        return run.stdout
+
+    def run_playbook(self, name: str, *args: str,
+                     timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """Run ``playbooks/NAME`` like :meth:`playbook`; its whole result, failed or not."""
         collections = self.run_dir / "collections"
         link = collections / "ansible_collections" / "spinelb" / "fabric"
         if not link.exists():
@@ -178,14 +186,11 @@ class SiteLab:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1",
                    ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_FORCE_COLOR="0")
-        run = subprocess.run(
+        return subprocess.run(
             [str(ANSIBLE_PLAYBOOK), "-i", "inventories/lab", f"playbooks/{name}",
              "-e", json.dumps(self.lab_vars()), *args],
             cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=timeout,
         )
-        if run.returncode != 0:
-            raise LabError(f"playbooks/{name} failed:\n{run.stdout[-4000:]}{run.stderr[-2000:]}")
-        return run.stdout
 
     def start_workers(self, speaker: str) -> None:
         for worker in self.site.workers.values():

@@ -40,7 +40,11 @@ USER_OPTIONS = tuple(USER_ARGUMENT_SPEC)
 
 
 def ownership(site):
-    """The names spinelb owns on a spine: worker route-maps, its prefix-lists, spine neighbors."""
+    """What spinelb owns on a spine: worker route-maps, its prefix-lists, spine neighbors, pools.
+
+    ``pools`` (the pools' CIDRs) makes static routes to pool addresses spinelb's: those
+    addresses are BGP's on a spine, so such a route is drift the converging states remove.
+    """
     networks = "|".join(re.escape(n.name) for n in site.peering_networks) or "$^"
     route_maps = rf"^\S+-({networks})$"
     spines = "|".join(re.escape(name) for name in site.spines)
@@ -48,6 +52,7 @@ def ownership(site):
         "prefix_lists": r"^(pl-\S+|single-path-\d+)$",
         "route_maps": route_maps,
         "neighbors": rf"{route_maps}|^({spines})$",
+        "pools": [str(pool.cidr) for pool in site.pools.values()],
     }
 
 
@@ -59,6 +64,12 @@ def _scrub(text, secrets):
     return text
 
 
+def stale_static_routes(client, ownership):
+    """(VRF, prefix) of every static route on the switch to a pool address, over REST."""
+    return [(vrf, prefix) for vrf in client.vrfs() for prefix in client.static_routes(vrf)
+            if ownership.owns_prefix(prefix)]
+
+
 def run_aoscx(connection, state, config, bgp_password, owned, *, check_mode=False, diff=False,
               save=True, poll_interval=0.5):
     """Do ``state`` on an AOS-CX switch over REST; the task's result (without Ansible).
@@ -66,10 +77,12 @@ def run_aoscx(connection, state, config, bgp_password, owned, *, check_mode=Fals
     ``connection`` holds :class:`AoscxClient`'s arguments (``host``, ``username``,
     ``password``, ``port``, ``scheme``, ``verify``).  The running configuration is read as
     CLI text and diffed like FRR's (only objects the data names or, for ``overridden``,
-    spinelb owns); when something differs the whole candidate (running with the BGP
-    blocks replaced) is dry-run on the switch and, outside check mode, applied with a
-    checkpoint.  A rejected dry-run leaves the switch untouched and fails with its text.
-    The BGP and login passwords never appear in the result.
+    spinelb owns).  merged, replaced and overridden also remove every static route to a
+    pool address, in any VRF: listed and deleted as REST resources (``static_routes`` of
+    each VRF; check mode only lists them).  When the BGP part differs the whole candidate
+    (running with the BGP blocks replaced) is dry-run on the switch and, outside check
+    mode, applied with a checkpoint.  A rejected dry-run leaves the switch untouched and
+    fails with its text.  The BGP and login passwords never appear in the result.
     """
     secrets = (bgp_password, connection.get("password"))
     result = {"changed": False}
@@ -81,14 +94,22 @@ def run_aoscx(connection, state, config, bgp_password, owned, *, check_mode=Fals
                 result["gathered"] = aoscx_config.mask(have)
                 return result
             want = aoscx_config.parse(aoscx_config.unmask(config, bgp_password))
-            ownership = frr_config.Ownership(owned.get("prefix_lists") or "^$",
-                                             owned.get("route_maps") or "^$",
-                                             owned.get("neighbors") or "^$")
+            ownership = frr_config.Ownership.from_owned(owned)
             lines = frr_config.commands(have, want, state, ownership)
-            result.update(changed=bool(lines), before=aoscx_config.mask(have),
+            removals = frr_config.static_route_commands(have, want, state, ownership)
+            bgp_lines = lines[:len(lines) - len(removals)]  # the static routes come last
+            stale = (stale_static_routes(client, ownership)
+                     if state in frr_config.STATES_REMOVING_STATIC_ROUTES else [])
+            result.update(changed=bool(lines or stale), before=aoscx_config.mask(have),
                           commands=aoscx_config.commands_text(lines))
             after = frr_config.predict(have, want, state, ownership)
-            if lines:
+            if stale and not check_mode:
+                for vrf, prefix in stale:
+                    client.delete_static_route(vrf, prefix)
+                if save:
+                    client.save()
+                running = client.running_config_text()
+            if bgp_lines:
                 text = aoscx_config.candidate(running, after)
                 if check_mode:
                     verdict = client.dry_run(text, poll_interval=poll_interval)
@@ -99,8 +120,9 @@ def run_aoscx(connection, state, config, bgp_password, owned, *, check_mode=Fals
                             errors=verdict.errors)
                 else:
                     client.apply(text, confirm=save, poll_interval=poll_interval)
-                    after = aoscx_config.parse(client.running_config_text())
-                    result["after"] = aoscx_config.mask(after)
+            if result["changed"] and not check_mode:
+                after = aoscx_config.parse(client.running_config_text())
+                result["after"] = aoscx_config.mask(after)
     except AoscxError as exc:
         result.update(failed=True, msg=_scrub(str(exc), secrets))
         return result

@@ -7,7 +7,9 @@ AOS-CX's CLI differs from FRR's in shape only: four-space indentation,
 VRFs as ``vrf NAME`` sections inside ``router bgp ASN``.  :func:`parse` reads
 AOS-CX text into ``frr_config``'s parsed form, each VRF section as its own
 instance keyed ``router bgp ASN vrf NAME`` (FRR's own spelling), so the diff,
-ownership and prediction of ``frr_config`` apply unchanged.
+ownership and prediction of ``frr_config`` apply unchanged.  Static routes are
+top-level lines with the VRF as a suffix (``ip route P NEXTHOP vrf NAME``);
+they are kept verbatim, keyed by that VRF.
 
 AOS-CX is pushed a whole configuration (REST dry-run, checkpoint, write), so
 :func:`candidate` builds the full text: the running configuration with its
@@ -27,6 +29,15 @@ _ROUTE_MAP_INDENT = "     "
 _SKIP = ("!", "exit", "exit-address-family", "end")
 _PASSWORD = re.compile(r"^(neighbor \S+ password (?:plaintext |ciphertext )?)\S+$")
 _VRF_HEADER = re.compile(r"^(router bgp \S+) vrf (\S+)$")
+_STATIC_ROUTE = ("ip route ", "ipv6 route ")
+
+
+def static_route_vrf(line):
+    """The VRF of an AOS-CX static route line (its ``vrf NAME`` suffix, else the default)."""
+    words = line.split()
+    if len(words) >= 5 and words[-2] == "vrf":
+        return words[-1]
+    return frr_config.DEFAULT_VRF
 
 
 def _owned_block(header):
@@ -59,6 +70,8 @@ def parse(text):
             continue
         if header.startswith("ip prefix-list "):
             config["prefix_lists"].setdefault(header.split()[2], []).append(header)
+        elif header.startswith(_STATIC_ROUTE):
+            config["static_routes"].setdefault(static_route_vrf(header), []).append(header)
         elif header.startswith("route-map "):
             entries = config["route_maps"].setdefault(header.split()[1], {})
             entries[header] = [b.strip() for b in body if b.strip() and b.strip() not in _SKIP]
@@ -120,7 +133,15 @@ def _instance_text(instance, indent):
 
 
 def to_text(config):
-    """``config`` as AOS-CX CLI text, in the renderer's order and indentation."""
+    """``config`` as AOS-CX CLI text, in the renderer's order and indentation; static routes last."""
+    out = _bgp_lines(config)
+    for vrf in sorted(config.get("static_routes", {}), key=frr_config._vrf_order):
+        out += config["static_routes"][vrf]
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def _bgp_lines(config):
+    """The prefix-lists, route-maps and ``router bgp`` of ``config`` as AOS-CX lines."""
     out = []
     for name in sorted(config["prefix_lists"]):
         out += config["prefix_lists"][name]
@@ -145,16 +166,24 @@ def to_text(config):
         for vrf, vrf_instance in members:
             out.append(f"{INDENT}vrf {vrf}")
             out += _instance_text(vrf_instance, INDENT * 2)
-    return "\n".join(out) + ("\n" if out else "")
+    return out
 
 
 def commands_text(lines):
-    """``frr_config.commands`` output in AOS-CX's shape: VRF instances as ``vrf`` sections."""
+    """``frr_config.commands`` output in AOS-CX's shape: VRF instances as ``vrf`` sections.
+
+    FRR's ``vrf NAME`` blocks around static routes go: an AOS-CX static route line
+    carries its VRF itself.
+    """
     out = []
-    in_vrf = False
+    in_vrf = in_static_vrf = False
     for line in lines:
         match = _VRF_HEADER.match(line)
-        if match:
+        if line.startswith("vrf ") or line == "exit-vrf":
+            in_static_vrf = line != "exit-vrf"
+        elif in_static_vrf:
+            out.append(line.strip())
+        elif match:
             out += [match.group(1), f"{INDENT}vrf {match.group(2)}"]
             in_vrf = True
         elif line == "exit":
@@ -172,10 +201,14 @@ def candidate(running, after):
     """The whole configuration to push: ``running`` with its BGP-related blocks replaced by ``after``.
 
     The new blocks go where the first BGP-related block was (at the end when there was
-    none); every other line of ``running`` stays as it was, in its place.
+    none); a static route ``after`` no longer has is dropped; every other line of
+    ``running`` stays as it was, in its place.
     """
     kept, position = [], None
+    routes = {line for lines in after.get("static_routes", {}).values() for line in lines}
     for header, body in _blocks(running):
+        if header.startswith(_STATIC_ROUTE) and header not in routes:
+            continue
         if _owned_block(header):
             if position is None:
                 position = len(kept)
@@ -183,7 +216,7 @@ def candidate(running, after):
         kept.append([header, *body])
     if position is None:
         position = len(kept)
-    owned = to_text(after).splitlines()
+    owned = _bgp_lines(after)
     lines = [line for block in kept[:position] for line in block] + owned
     lines += [line for block in kept[position:] for line in block]
     return "\n".join(lines) + "\n"

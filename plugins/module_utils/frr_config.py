@@ -14,7 +14,14 @@ the module may touch, each line as FRR prints it::
      "bgp": {"router bgp ASN": {"lines": [...],             # not about one neighbor
                                 "neighbors": {ADDR: [...]},
                                 "address_families": {"address-family ipv4 unicast":
-                                    {"lines": [...], "neighbors": {ADDR: [...]}}}}}}
+                                    {"lines": [...], "neighbors": {ADDR: [...]}}}}},
+     "static_routes": {VRF: ["ip route P NEXTHOP", "ipv6 route P NEXTHOP"]}}
+
+``static_routes`` holds every static route, keyed by VRF (``default`` for the
+global table, else the ``vrf NAME`` block it sits in).  A static route to a
+pool address is drift (the address is BGP's on a spine), so the converging
+states remove the ones :class:`Ownership` owns; every other static route is
+read but never changed.
 
 Everything else in the running configuration (interfaces, other daemons) is
 ignored and never changed.  :func:`commands` turns two such documents into
@@ -26,18 +33,23 @@ only objects the data names or, for ``overridden``, objects that spinelb owns
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 
 MASK = "<redacted>"
 STATES_WITH_CHANGES = ("merged", "replaced", "overridden", "deleted")
-_SKIP = ("!", "exit", "exit-address-family", "end", "Building configuration...",
+#: The states that converge the spine, and so remove static routes to pool addresses.
+STATES_REMOVING_STATIC_ROUTES = ("merged", "replaced", "overridden")
+DEFAULT_VRF = "default"
+_STATIC_ROUTE = ("ip route ", "ipv6 route ")
+_SKIP = ("!", "exit", "exit-address-family", "exit-vrf", "end", "Building configuration...",
          "Current configuration:")
 _PASSWORD = re.compile(r"^(neighbor \S+ password )\S+$")
 
 
 def empty():
     """A parsed configuration with nothing in it."""
-    return {"prefix_lists": {}, "route_maps": {}, "bgp": {}}
+    return {"prefix_lists": {}, "route_maps": {}, "bgp": {}, "static_routes": {}}
 
 
 def _new_instance():
@@ -82,6 +94,12 @@ def parse(text):
             name = header.split()[1]
             entries = config["route_maps"].setdefault(name, {})
             entries[header] = [b.strip() for b in body if b.strip() and b.strip() not in _SKIP]
+        elif header.startswith(_STATIC_ROUTE):
+            config["static_routes"].setdefault(DEFAULT_VRF, []).append(header)
+        elif header.startswith("vrf ") and len(header.split()) == 2:
+            routes = [b.strip() for b in body if b.strip().startswith(_STATIC_ROUTE)]
+            if routes:
+                config["static_routes"].setdefault(header.split()[1], []).extend(routes)
         elif header.startswith("router bgp "):
             instance = config["bgp"].setdefault(header, _new_instance())
             family = None
@@ -117,6 +135,8 @@ def mask(config):
             for af, fam in instance["address_families"].items()
         }
         masked["bgp"][header] = copy
+    masked["static_routes"] = {vrf: list(lines)
+                               for vrf, lines in config.get("static_routes", {}).items()}
     return masked
 
 
@@ -154,7 +174,26 @@ def to_text(config):
                 out += ["  " + line for line in lines]
             out.append(" exit-address-family")
         out.append("exit")
+    out += static_routes_text(config.get("static_routes", {}))
     return "\n".join(out) + ("\n" if out else "")
+
+
+def _vrf_order(vrf):
+    """The default VRF first, then the others by name."""
+    return (vrf != DEFAULT_VRF, vrf)
+
+
+def static_routes_text(routes):
+    """Static routes (per VRF) as FRR lines: the global ones, then one ``vrf`` block per VRF."""
+    out = []
+    for vrf in sorted(routes, key=_vrf_order):
+        if not routes[vrf]:
+            continue
+        if vrf == DEFAULT_VRF:
+            out += routes[vrf]
+        else:
+            out += [f"vrf {vrf}"] + [" " + line for line in routes[vrf]] + ["exit-vrf"]
+    return out
 
 
 class Ownership:
@@ -163,13 +202,39 @@ class Ownership:
     ``prefix_lists`` and ``route_maps`` are regular expressions over names;
     a neighbor is owned when its description or inbound route-map matches
     ``neighbors`` or ``route_maps``.  Only neighbors inside BGP instances the
-    data names are candidates.
+    data names are candidates.  ``pools`` are the site's pool CIDRs: a static
+    route (any VRF) to a host route of an address inside one is spinelb's.
     """
 
-    def __init__(self, prefix_lists="^$", route_maps="^$", neighbors="^$"):
+    def __init__(self, prefix_lists="^$", route_maps="^$", neighbors="^$", pools=()):
         self.prefix_lists = re.compile(prefix_lists)
         self.route_maps = re.compile(route_maps)
         self.neighbors = re.compile(neighbors)
+        self.pools = [ipaddress.ip_network(pool, strict=False) for pool in pools]
+
+    @classmethod
+    def from_owned(cls, owned):
+        """From the module's ``owned`` option (as the action plugin fills it)."""
+        owned = owned or {}
+        return cls(owned.get("prefix_lists") or "^$", owned.get("route_maps") or "^$",
+                   owned.get("neighbors") or "^$", owned.get("pools") or ())
+
+    def owns_prefix(self, prefix):
+        """Whether ``prefix`` (text) is a host route (/32, /128) of an address in a pool."""
+        try:
+            network = ipaddress.ip_network(prefix, strict=False)
+        except ValueError:
+            return False
+        if network.prefixlen != network.max_prefixlen:
+            return False
+        return any(network.version == pool.version and network.network_address in pool
+                   for pool in self.pools)
+
+    def owns_static_route(self, line):
+        """Whether the static route ``line`` (``ip route P ...``) goes to a pool address."""
+        words = line.split()
+        return (len(words) >= 3 and words[0] in ("ip", "ipv6") and words[1] == "route"
+                and self.owns_prefix(words[2]))
 
     def owns_neighbor(self, address, instance):
         """Whether the neighbor ``address`` of BGP ``instance`` (parsed) is spinelb's."""
@@ -260,17 +325,44 @@ def _bgp_commands(header, have, want, state, ownership):
     return ([header, *body, "exit"]) if body else []
 
 
+def _stale_static_routes(have, want, state, ownership):
+    """Per VRF, ``have``'s static routes that ``state`` removes: owned and not in ``want``."""
+    if state not in STATES_REMOVING_STATIC_ROUTES:
+        return {}
+    stale = {}
+    for vrf, lines in have.get("static_routes", {}).items():
+        wanted = want.get("static_routes", {}).get(vrf, [])
+        gone = [line for line in lines
+                if ownership.owns_static_route(line) and line not in wanted]
+        if gone:
+            stale[vrf] = gone
+    return stale
+
+
+def static_route_commands(have, want, state, ownership):
+    """The lines removing static routes to pool addresses (``no`` + FRR's own line).
+
+    Empty unless ``state`` converges the spine (merged, replaced, overridden).
+    A route of another VRF is removed inside its ``vrf NAME`` block.
+    """
+    stale = _stale_static_routes(have, want, state, ownership)
+    return static_routes_text({vrf: ["no " + line for line in lines]
+                               for vrf, lines in stale.items()})
+
+
 def commands(have, want, state, ownership=None):
     """The configuration lines that take ``have`` to ``want`` under ``state`` (both parsed).
 
     merged adds what is missing; replaced also removes, inside each object the
     data names, what the data does not say; overridden also removes owned
     objects the data no longer names; deleted removes the objects the data names.
+    merged, replaced and overridden also remove static routes to pool
+    addresses (:func:`static_route_commands`).
 
     Order: entries replaced inside named prefix-lists and route-maps go first
     (FRR refuses a second entry with the same sequence), then new prefix-lists
     and route-maps, then BGP (which refers to them), then whole objects that
-    are gone, once no neighbor refers to them.
+    are gone, once no neighbor refers to them, then the static routes.
     """
     if state not in STATES_WITH_CHANGES:
         raise ValueError(f"state {state!r} computes no commands")
@@ -309,12 +401,20 @@ def commands(have, want, state, ownership=None):
                  if n not in want["route_maps"] and ownership.route_maps.search(n)]
         gone += ["no ip prefix-list " + n for n in sorted(have["prefix_lists"])
                  if n not in want["prefix_lists"] and ownership.prefix_lists.search(n)]
-    return first + adds + bgp + gone
+    return first + adds + bgp + gone + static_route_commands(have, want, state, ownership)
 
 
 def changed_view(config, want, ownership, state):
-    """The part of ``config`` a diff should show: what the data names, and for overridden what spinelb owns."""
+    """The part of ``config`` a diff should show: what the data names, and for overridden what spinelb owns.
+
+    Static routes to pool addresses are shown for the states that remove them.
+    """
     view = empty()
+    if state in STATES_REMOVING_STATIC_ROUTES:
+        for vrf, lines in config.get("static_routes", {}).items():
+            owned = [line for line in lines if ownership.owns_static_route(line)]
+            if owned:
+                view["static_routes"][vrf] = owned
     for name, lines in config["prefix_lists"].items():
         if name in want["prefix_lists"] or (state == "overridden"
                                             and ownership.prefix_lists.search(name)):
@@ -346,6 +446,12 @@ def predict(have, want, state, ownership):
     merged; the real ``after`` is read back from the device outside check mode.
     """
     after = copy.deepcopy(have)
+    after.setdefault("static_routes", {})
+    for vrf, lines in _stale_static_routes(have, want, state, ownership).items():
+        after["static_routes"][vrf] = [
+            line for line in after["static_routes"][vrf] if line not in lines]
+        if not after["static_routes"][vrf]:
+            del after["static_routes"][vrf]
     replacing = state in ("replaced", "overridden")
     for header, instance in want["bgp"].items():
         addresses = set(instance["neighbors"])

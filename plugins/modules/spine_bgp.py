@@ -15,7 +15,8 @@ It computes its own diff rather than running ``frr-reload.py``: frr-reload
 makes the whole running configuration equal to the file, so it would remove
 everything spinelb does not own (interfaces, other protocols, other
 neighbors).  Here only objects the data names (and, for ``overridden``,
-objects spinelb owns by name) are touched.
+objects spinelb owns by name) are touched, and static routes to pool
+addresses (drift: those addresses are BGP's) are removed.
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ description:
   - Validation errors fail the task and name the offending variable.
   - For FRR the running configuration is read with C(vtysh), compared with the intent and
     only the difference is applied (C(vtysh -f)), then saved with C(write memory).
-  - Only BGP instances, neighbors, route-maps and prefix-lists are looked at; nothing else in
-    the running configuration is read or changed.
+  - Only BGP instances, neighbors, route-maps, prefix-lists and static routes are looked at;
+    nothing else in the running configuration is read or changed.
+  - A static route (C(ip route), C(ipv6 route), global or in any VRF) to a host route (/32,
+    /128) of an address inside one of the site's pools is drift, since those addresses are
+    BGP's on a spine; V(merged), V(replaced) and V(overridden) remove it. Every other static
+    route (a /24, a /32 outside the pools, the default route) is never touched.
 author:
   - spinelb maintainers (@spinelb)
 requirements:
@@ -54,6 +59,8 @@ attributes:
 options:
   state:
     description:
+      - V(merged), V(replaced) and V(overridden) converge the spine; each also removes the
+        static routes to pool addresses.
       - V(merged) adds what is missing from the device.
       - V(replaced) also removes, inside each neighbor, route-map and prefix-list the data
         names, what the data does not say.
@@ -61,7 +68,8 @@ options:
         that the data no longer names (a decommissioned worker). spinelb owns route-maps named
         C(<host>-<peering network>), prefix-lists named C(pl-*) and C(single-path-*), and
         neighbors whose description or inbound route-map is such a name or a spine's name.
-      - V(deleted) removes the neighbors, route-maps and prefix-lists the data names.
+      - V(deleted) removes the neighbors, route-maps and prefix-lists the data names (and no
+        static route).
       - V(gathered) returns the device's current configuration as data.
       - V(rendered) returns the intended configuration text without contacting the device.
       - V(parsed) returns O(running_config) as data without contacting the device.
@@ -126,6 +134,11 @@ options:
         description: Neighbor descriptions.
         type: str
         default: "^$"
+      pools:
+        description: The site's pool CIDRs; a static route to a host route inside one is owned.
+        type: list
+        elements: str
+        default: []
 notes:
   - The lab runs FRR per network namespace; set O(pathspace) (role variable
     C(spine_frr_pathspace)) to the namespace's name.
@@ -158,19 +171,22 @@ EXAMPLES = r"""
 
 RETURN = r"""
 before:
-  description: The BGP part of the running configuration before the task (password masked).
+  description: The BGP part and the static routes of the running configuration before the task
+    (password masked).
   returned: when O(state) is merged, replaced, overridden or deleted
   type: dict
   sample:
     prefix_lists: {pl-node-management: ["ip prefix-list pl-node-management seq 10 permit 10.92.100.0/24 ge 32 le 32"]}
     route_maps: {}
     bgp: {}
+    static_routes: {default: ["ip route 10.92.100.0/24 10.252.0.1"]}
 commands:
   description: The configuration lines sent to the device (or that would be, in check mode).
   returned: when O(state) is merged, replaced, overridden or deleted
   type: list
   elements: str
-  sample: ["router bgp 65533", " no neighbor 10.252.1.12", "exit", "no route-map ncn-w003-nmn"]
+  sample: ["router bgp 65533", " no neighbor 10.252.1.12", "exit", "no route-map ncn-w003-nmn",
+           "no ip route 10.92.100.71/32 10.252.1.10"]
 after:
   description: The BGP part of the running configuration after the task; not in check mode.
   returned: when a change was applied
@@ -210,6 +226,7 @@ ARGUMENT_SPEC = dict(
         prefix_lists=dict(type="str", default="^$"),
         route_maps=dict(type="str", default="^$"),
         neighbors=dict(type="str", default="^$"),
+        pools=dict(type="list", elements="str", default=[]),
     )),
 )
 
@@ -270,10 +287,7 @@ def run(module):
         module.fail_json(msg=f"state={state} needs the intended config (set by the action plugin)")
 
     want = frr_config.parse(frr_config.unmask(params["config"], params["bgp_password"]))
-    owned = params["owned"] or {}
-    ownership = frr_config.Ownership(owned.get("prefix_lists") or "^$",
-                                     owned.get("route_maps") or "^$",
-                                     owned.get("neighbors") or "^$")
+    ownership = frr_config.Ownership.from_owned(params["owned"])
     lines = frr_config.commands(have, want, state, ownership)
     result = {
         "changed": bool(lines),

@@ -33,6 +33,12 @@ PREFIX = f"sbp{os.getpid()}-"
 SPINES = ("sw-spine-001", "sw-spine-002")
 # ncn-w003's sessions: NMN and CMN
 W003 = {"10.252.1.12", "10.102.5.16"}
+# Static routes added by hand on sw-spine-001 (next hop ncn-w001's CMN address, connected):
+# to addresses of the node-management (NMN) and customer-management (CMN) pools, which
+# spines.yml removes, and beside them a pool's /24 and a /32 outside every pool, which it keeps.
+HOP = "10.102.5.14"
+STALE = ("10.92.100.71/32", "10.102.5.71/32")
+KEPT = ("10.92.100.0/24", "192.0.2.71/32")
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +180,41 @@ def test_spines_playbook_configures_keeps_and_prunes_the_lab_spines(
     # and the pruned site is stable too
     final = recap(playbook(collections, decommissioned, "-e", "spine_state=overridden"))
     assert all(final[s]["changed"] == 0 for s in SPINES), final
+
+
+def test_spines_playbook_removes_static_routes_to_pool_addresses_only(
+        empty_spines: SiteLab, collections: Path) -> None:
+    lab = empty_spines
+    spine = lab.ns(SPINES[0])
+    recap(playbook(collections, "inventories/lab"))
+
+    config = ["configure terminal"]
+    config += [f"ip route {prefix} {HOP}" for prefix in STALE + KEPT]
+    config += ["vrf CSM", f"ip route 10.92.100.72/32 {HOP}", "exit-vrf"]  # FRR keeps it unused
+    sh(["vtysh", "-N", spine.name, *(arg for line in config for arg in ("-c", line))])
+    for prefix in STALE + KEPT:
+        wait_for(lambda prefix=prefix: spine.route(prefix) is not None, timeout=10,
+                 what=f"the static route to {prefix} in {spine.name}'s kernel table")
+
+    before = running(lab, SPINES[0])
+    check = playbook(collections, "inventories/lab", "--check", "--diff")
+    assert recap(check)[SPINES[0]]["changed"] == 1 and recap(check)[SPINES[1]]["changed"] == 0
+    for prefix in STALE:
+        assert f"-ip route {prefix} {HOP}" in check.stdout, check.stdout
+    assert f"- ip route 10.92.100.72/32 {HOP}" in check.stdout, check.stdout
+    assert not [line for line in check.stdout.splitlines()
+                if line.startswith(("-", "+")) and any(k in line for k in KEPT)]
+    assert running(lab, SPINES[0]) == before
+
+    done = recap(playbook(collections, "inventories/lab"))
+    assert done[SPINES[0]]["changed"] == 1 and done[SPINES[1]]["changed"] == 0
+    after = running(lab, SPINES[0])
+    for prefix in (*STALE, "10.92.100.72/32"):
+        assert f"route {prefix} " not in after, after
+    for prefix in KEPT:
+        assert f"ip route {prefix} {HOP}" in after, after
+    for prefix in STALE:
+        wait_for(lambda prefix=prefix: spine.route(prefix) is None, timeout=10,
+                 what=f"the static route to {prefix} to leave {spine.name}'s kernel table")
+    assert all(spine.route(prefix) is not None for prefix in KEPT)
+    assert recap(playbook(collections, "inventories/lab"))[SPINES[0]]["changed"] == 0

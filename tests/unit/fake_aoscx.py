@@ -13,7 +13,12 @@ the startup config and named checkpoints.  It serves the calls
   ``invalid_commands``.  A dry-run never changes the device;
 - ``GET configs/running-config`` (JSON, or CLI text for ``Accept: text/plain``);
 - ``GET fullconfigs`` (name -> URI), ``PUT fullconfigs/<name>`` with a JSON body, and
-  ``PUT fullconfigs/<dst>?from=/rest/<v>/fullconfigs/<src>`` (checkpoint, restore, save).
+  ``PUT fullconfigs/<dst>?from=/rest/<v>/fullconfigs/<src>`` (checkpoint, restore, save);
+- ``GET system/vrfs`` (name -> URI), ``GET system/vrfs/<vrf>/static_routes`` (prefix ->
+  URI, the prefix URL-encoded in the URI as pyaoscx does) and ``DELETE
+  system/vrfs/<vrf>/static_routes/<prefix>`` (204; 404 when absent).  Static routes live in
+  the running config text as AOS-CX prints them (``ip route P NEXTHOP[ vrf NAME]``), so the
+  REST view and the CLI text always agree; :meth:`FakeAoscx.add_static_route` pre-loads one.
 
 The fake's JSON form of a config is ``{"System": {"cli": [lines], "mgmt_intf": {...},
 "subsystems": {...}}}``: an invented stand-in for AOS-CX's schema, opaque to the client
@@ -30,6 +35,7 @@ path with query) in order.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import ssl
 import threading
@@ -41,6 +47,8 @@ from typing import Any
 
 API = "/rest/v10.09"
 COOKIE = "id"
+_STATIC_ROUTE = re.compile(r"^(?:ip|ipv6) route (\S+) .*?(?: vrf (\S+))?$")
+_STATIC_ROUTES_PATH = re.compile(r"^system/vrfs/([^/]+)/static_routes(?:/([^/]+))?$")
 
 
 @dataclass
@@ -151,6 +159,28 @@ class FakeAoscx:
         else:
             self.checkpoints[name] = snap
 
+    def add_static_route(self, prefix: str, next_hop: str, vrf: str = "default") -> None:
+        """Configure a static route by hand, as ``ip route`` in the running config."""
+        family = "ipv6" if ":" in prefix else "ip"
+        suffix = "" if vrf == "default" else f" vrf {vrf}"
+        self.running_config += f"{family} route {prefix} {next_hop}{suffix}\n"
+
+    def static_routes(self) -> dict[str, dict[str, list[str]]]:
+        """Per VRF, per prefix, the running config's static route lines."""
+        routes: dict[str, dict[str, list[str]]] = {}
+        for line in self.running_config.splitlines():
+            match = _STATIC_ROUTE.match(line)
+            if match:
+                vrf = match.group(2) or "default"
+                routes.setdefault(vrf, {}).setdefault(match.group(1), []).append(line)
+        return routes
+
+    def vrfs(self) -> list[str]:
+        """``default``, every ``vrf NAME`` of the running config and every static route's VRF."""
+        named = {line.split()[1] for line in self.running_config.splitlines()
+                 if line.startswith("vrf ") and len(line.split()) == 2}
+        return sorted({"default", *named, *self.static_routes()})
+
     def _check(self, cli: str) -> list[str]:
         return [
             f"Line {n}: % Invalid input: {line.strip()}"
@@ -174,6 +204,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:
         self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
 
     # --- plumbing ------------------------------------------------------------
 
@@ -227,10 +260,40 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {n: f"{API}/fullconfigs/{n}" for n in names})
         elif method == "PUT" and path.startswith("fullconfigs/"):
             self._put_config(path.split("/", 1)[1], query, body)
+        elif method == "GET" and path == "system/vrfs":
+            self._json(200, {vrf: f"{API}/system/vrfs/{vrf}" for vrf in fake.vrfs()})
+        elif method in ("GET", "DELETE") and _STATIC_ROUTES_PATH.match(path):
+            self._static_routes(method, path)
         elif method == "GET" and (path + (f"?{query}" if query else "")) in fake.resources:
             self._json(200, fake.resources[path + (f"?{query}" if query else "")])
         else:
             self._json(404, {"message": f"no such resource: {method} {path}"})
+
+    def _static_routes(self, method: str, path: str) -> None:
+        fake = self.switch
+        match = _STATIC_ROUTES_PATH.match(path)
+        assert match is not None
+        vrf = urllib.parse.unquote_plus(match.group(1))
+        if vrf not in fake.vrfs():
+            self._json(404, {"message": f"no such VRF: {vrf}"})
+            return
+        routes = fake.static_routes().get(vrf, {})
+        if method == "GET" and match.group(2) is None:
+            base = f"{API}/system/vrfs/{match.group(1)}/static_routes/"
+            self._json(200, {prefix: base + urllib.parse.quote_plus(prefix, safe="")
+                             for prefix in routes})
+            return
+        prefix = urllib.parse.unquote_plus(match.group(2) or "")
+        if prefix not in routes:
+            self._json(404, {"message": f"no such static route: {prefix}"})
+        elif method == "GET":
+            self._json(200, {"prefix": prefix, "address_family":
+                             "ipv6" if ":" in prefix else "ipv4"})
+        else:
+            gone = set(routes[prefix])
+            fake.running_config = "".join(
+                f"{line}\n" for line in fake.running_config.splitlines() if line not in gone)
+            self._reply(204, b"", "text/plain")
 
     def _login(self, body: bytes) -> None:
         fake = self.switch

@@ -250,6 +250,47 @@ def test_lockout_that_defeats_the_rollback_tells_the_user_how_to_recover(
     assert "logout" in caplog.text
 
 
+def test_static_routes_are_listed_per_vrf_and_deleted_by_prefix(
+    switch: FakeAoscx, client: Client
+) -> None:
+    switch.running_config = OLD + "vrf CSM\n"
+    switch.add_static_route("10.92.100.71/32", "10.252.1.10", vrf="CSM")
+    switch.add_static_route("10.92.100.71/32", "10.252.1.11", vrf="CSM")
+    switch.add_static_route("10.102.5.0/25", "10.102.5.1")
+    switch.add_static_route("fd00:92::7/128", "fd00:252::10")
+    with client() as c:
+        assert c.vrfs() == ["CSM", "default"]
+        assert c.static_routes("CSM") == ["10.92.100.71/32"]
+        assert c.static_routes("default") == ["10.102.5.0/25", "fd00:92::7/128"]
+        assert c.delete_static_route("CSM", "10.92.100.71/32") is True
+        assert c.delete_static_route("default", "fd00:92::7/128") is True
+        assert c.delete_static_route("default", "10.9.9.9/32") is False  # absent: 404
+        assert c.static_routes("CSM") == []
+        c.save()
+    assert switch.running_config == OLD + "vrf CSM\nip route 10.102.5.0/25 10.102.5.1\n"
+    assert switch.startup_config == switch.running_config
+    deletes = [path for method, path in switch.requests if method == "DELETE"]
+    assert deletes == [
+        f"{API}/system/vrfs/CSM/static_routes/10.92.100.71%2F32",
+        f"{API}/system/vrfs/default/static_routes/fd00%3A92%3A%3A7%2F128",
+        f"{API}/system/vrfs/default/static_routes/10.9.9.9%2F32",
+    ]
+
+
+def test_a_refused_static_route_delete_names_the_route_and_the_switch_text(
+    switch: FakeAoscx, client: Client
+) -> None:
+    switch.add_static_route("10.92.100.71/32", "10.252.1.10")
+    path = f"{API}/system/vrfs/default/static_routes/10.92.100.71%2F32"
+    switch.fail[("DELETE", path)] = [(403, "read-only user")]
+    with client() as c, pytest.raises(AoscxError) as info:
+        c.delete_static_route("default", "10.92.100.71/32")
+    assert info.value.status == 403
+    assert "delete static route 10.92.100.71/32 of VRF 'default'" in str(info.value)
+    assert "read-only user" in str(info.value)
+    assert "ip route 10.92.100.71/32" in switch.running_config
+
+
 def test_checkpoint_names_are_checked_before_any_request(switch: FakeAoscx, client: Client) -> None:
     aoscx = client()
     for name in ("", "../running-config", "startup-config", "a" * 33, "x?from=y"):

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 from fake_aoscx import FakeAoscx
-from test_spine_bgp_frr_config import OWNED, collection_module
+from test_spine_bgp_frr_config import OWNED, POOLS, collection_module
 
 action: Any = collection_module("plugins.action.spine_bgp")
 ac: Any = collection_module("plugins.module_utils.aoscx_config")
+fc: Any = collection_module("plugins.module_utils.frr_config")
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "aoscx" / "sw-spine-001.cfg"
 BGP_PASSWORD = "Md5-Secret-9"
@@ -69,8 +70,9 @@ def switch() -> Iterator[FakeAoscx]:
 def run(switch: FakeAoscx, state: str, config: str, **kwargs: Any) -> dict[str, Any]:
     connection = {"host": "127.0.0.1", "port": switch.port, "scheme": "http",
                   "username": switch.username, "password": switch.password}
+    owned = kwargs.pop("owned", OWNED)
     result: dict[str, Any] = action.run_aoscx(
-        connection, state, config, kwargs.pop("bgp_password", None), OWNED,
+        connection, state, config, kwargs.pop("bgp_password", None), owned,
         poll_interval=0.01, **kwargs)
     return result
 
@@ -215,3 +217,85 @@ def test_connection_from_the_spines_variables() -> None:
     with pytest.raises(Exception, match="spinelb_aoscx_password") as info:
         action.aoscx_connection(host_vars, "sw-spine-001")
     assert "pw" not in str(info.value).replace("spinelb_aoscx_password", "")
+
+
+WITH_POOLS = dict(OWNED, pools=POOLS)
+STALE = ["ip route 10.92.100.71/32 10.252.1.10 vrf CSM", "ip route 10.102.5.71/32 10.102.5.14"]
+FOREIGN_ROUTES = ["ip route 10.92.100.0/24 10.252.0.1 vrf CSM", "ip route 10.99.0.5/32 10.252.0.1",
+                  "ip route 0.0.0.0/0 192.0.2.1"]
+
+
+def add_static_routes(switch: FakeAoscx) -> None:
+    """Two hand-made routes to pool addresses and three that are not spinelb's."""
+    switch.add_static_route("10.92.100.71/32", "10.252.1.10", vrf="CSM")
+    switch.add_static_route("10.102.5.71/32", "10.102.5.14")
+    switch.add_static_route("10.92.100.0/24", "10.252.0.1", vrf="CSM")
+    switch.add_static_route("10.99.0.5/32", "10.252.0.1")
+    switch.add_static_route("0.0.0.0/0", "192.0.2.1")
+
+
+def static_lines(switch: FakeAoscx) -> list[str]:
+    return [line for line in switch.running_config.splitlines() if line.startswith("ip route ")]
+
+
+def test_static_routes_to_pool_addresses_are_deleted_over_rest(switch: FakeAoscx) -> None:
+    golden = GOLDEN.read_text()
+    assert run(switch, "merged", golden)["changed"] is True
+    add_static_routes(switch)
+    switch.requests.clear()
+
+    check = run(switch, "merged", golden, owned=WITH_POOLS, check_mode=True, diff=True)
+    assert check["changed"] is True and "after" not in check
+    assert check["commands"] == ["no " + line for line in reversed(STALE)]  # default VRF first
+    before, after = (check["diff"][k].splitlines() for k in ("before", "after"))
+    assert before[-2:] == list(reversed(STALE)) and before[:-2] == after  # only the routes go
+    assert sorted(static_lines(switch)) == sorted(STALE + FOREIGN_ROUTES)  # check mode: untouched
+    assert [r for r in switch.requests if r[0] in ("PUT", "DELETE")] == []
+
+    result = run(switch, "merged", golden, owned=WITH_POOLS, diff=True)
+    assert result["changed"] is True
+    assert sorted(static_lines(switch)) == sorted(FOREIGN_ROUTES)
+    deletes = [path for method, path in switch.requests if method == "DELETE"]
+    assert deletes == ["/rest/v10.09/system/vrfs/CSM/static_routes/10.92.100.71%2F32",
+                       "/rest/v10.09/system/vrfs/default/static_routes/10.102.5.71%2F32"]
+    assert ("POST", "/rest/v10.09/configs/running-config?dryrun") not in switch.requests
+    assert switch.startup_config == switch.running_config  # saved
+    assert result["after"]["static_routes"] == {
+        "CSM": ["ip route 10.92.100.0/24 10.252.0.1 vrf CSM"],
+        "default": ["ip route 10.99.0.5/32 10.252.0.1", "ip route 0.0.0.0/0 192.0.2.1"]}
+    assert run(switch, "merged", golden, owned=WITH_POOLS)["changed"] is False
+
+
+def test_static_routes_go_with_a_bgp_push_and_stay_gone(switch: FakeAoscx) -> None:
+    add_static_routes(switch)
+    result = run(switch, "overridden", GOLDEN.read_text(), owned=WITH_POOLS, save=False)
+    assert result["changed"] is True
+    assert sorted(static_lines(switch)) == sorted(FOREIGN_ROUTES)
+    assert ac.parse(switch.running_config)["bgp"] == ac.parse(GOLDEN.read_text())["bgp"]
+    assert switch.startup_config == BASE  # save: false saves nothing
+    # the candidate pushed after the deletes does not bring them back
+    again = run(switch, "overridden", GOLDEN.read_text(), owned=WITH_POOLS)
+    assert again["changed"] is False
+
+
+def test_deleted_and_gathered_leave_static_routes_alone(switch: FakeAoscx) -> None:
+    golden = GOLDEN.read_text()
+    run(switch, "merged", golden)
+    add_static_routes(switch)
+    gathered = run(switch, "gathered", "", owned=WITH_POOLS)
+    routes = [line for lines in gathered["gathered"]["static_routes"].values() for line in lines]
+    assert sorted(routes) == sorted(STALE + FOREIGN_ROUTES)
+    result = run(switch, "deleted", golden, owned=WITH_POOLS)
+    assert result["changed"] is True
+    assert sorted(static_lines(switch)) == sorted(STALE + FOREIGN_ROUTES)
+    assert [r for r in switch.requests if r[0] == "DELETE"] == []
+
+
+def test_candidate_drops_only_the_static_routes_the_prediction_removed() -> None:
+    running = BASE + "\n".join(STALE + FOREIGN_ROUTES) + "\n"
+    have = ac.parse(running)
+    owner = fc.Ownership.from_owned(WITH_POOLS)
+    after = fc.predict(have, ac.parse(GOLDEN.read_text()), "merged", owner)
+    text = ac.candidate(running, after)
+    assert [line for line in text.splitlines() if line.startswith("ip route")] == FOREIGN_ROUTES
+    assert "router bgp 65533" in text and "interface 1/1/1" in text

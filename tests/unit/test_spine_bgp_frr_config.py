@@ -258,3 +258,121 @@ def test_predicted_after_matches_what_the_commands_make(state: str) -> None:
     neighbors = predicted["bgp"]["router bgp 65533"]["neighbors"]
     assert "192.0.2.1" in neighbors
     assert neighbors["10.252.1.10"] == want["bgp"]["router bgp 65533"]["neighbors"]["10.252.1.10"]
+
+
+# Static routes as FRR 8.4 prints them (checked against a real FRR in a namespace): global
+# ones at the top level, a VRF's inside its ``vrf NAME`` block (also when configured as
+# ``ip route ... vrf NAME``).
+POOLS = ["10.92.100.0/24", "10.102.5.64/26", "fd00:92::/64"]
+STATIC = """!
+ip route 10.92.100.71/32 10.252.1.10
+ip route 10.92.100.72/32 10.252.1.11 tag 5 20
+ip route 10.92.100.0/24 10.252.0.1
+ip route 10.99.0.5/32 10.252.0.1
+ip route 0.0.0.0/0 10.9.9.1
+ipv6 route fd00:92::7/128 fd00:252::10
+ipv6 route fd00:92::/64 fd00:252::1
+ipv6 route fd00:99::7/128 fd00:252::1
+!
+vrf CSM
+ ip route 10.102.5.71/32 10.102.5.14
+ ip route 10.102.5.0/25 10.102.5.1
+exit-vrf
+!
+"""
+OWNED_STATIC = {
+    "default": ["ip route 10.92.100.71/32 10.252.1.10",
+                "ip route 10.92.100.72/32 10.252.1.11 tag 5 20",
+                "ipv6 route fd00:92::7/128 fd00:252::10"],
+    "CSM": ["ip route 10.102.5.71/32 10.102.5.14"],
+}
+KEPT_STATIC = {
+    "default": ["ip route 10.92.100.0/24 10.252.0.1", "ip route 10.99.0.5/32 10.252.0.1",
+                "ip route 0.0.0.0/0 10.9.9.1", "ipv6 route fd00:92::/64 fd00:252::1",
+                "ipv6 route fd00:99::7/128 fd00:252::1"],
+    "CSM": ["ip route 10.102.5.0/25 10.102.5.1"],
+}
+
+
+def pool_ownership() -> Any:
+    return fc.Ownership(**OWNED, pools=POOLS)
+
+
+def with_static_routes() -> dict[str, Any]:
+    parsed: dict[str, Any] = fc.parse(RUNNING.replace("end\n", STATIC + "end\n"))
+    return parsed
+
+
+def test_parse_reads_static_routes_globally_and_per_vrf_block_v4_and_v6() -> None:
+    parsed = with_static_routes()
+    assert parsed["static_routes"] == {
+        "default": ["ip route 10.92.100.71/32 10.252.1.10",
+                    "ip route 10.92.100.72/32 10.252.1.11 tag 5 20",
+                    "ip route 10.92.100.0/24 10.252.0.1",
+                    "ip route 10.99.0.5/32 10.252.0.1",
+                    "ip route 0.0.0.0/0 10.9.9.1",
+                    "ipv6 route fd00:92::7/128 fd00:252::10",
+                    "ipv6 route fd00:92::/64 fd00:252::1",
+                    "ipv6 route fd00:99::7/128 fd00:252::1"],
+        "CSM": ["ip route 10.102.5.71/32 10.102.5.14", "ip route 10.102.5.0/25 10.102.5.1"],
+    }
+    assert fc.parse(RUNNING)["static_routes"] == {}
+    assert fc.parse(fc.to_text(parsed)) == parsed
+    assert "vrf CSM\n ip route 10.102.5.71/32 10.102.5.14\n" in fc.to_text(parsed)
+
+
+def test_ownership_of_static_routes_is_a_host_route_inside_a_pool() -> None:
+    owner = pool_ownership()
+    for prefix in ("10.92.100.71/32", "10.102.5.127/32", "fd00:92::7/128", "10.92.100.71"):
+        assert owner.owns_prefix(prefix), prefix
+    for prefix in ("10.92.100.0/24", "10.92.100.64/30", "10.99.0.5/32", "0.0.0.0/0",
+                   "fd00:92::/64", "fd00:99::7/128", "10.102.5.63/32", "not-a-prefix"):
+        assert not owner.owns_prefix(prefix), prefix
+    assert owner.owns_static_route("ip route 10.92.100.71/32 blackhole")
+    assert not owner.owns_static_route("ip prefix-list pl-x seq 5 permit 10.92.100.71/32")
+    assert not fc.Ownership(**OWNED).owns_prefix("10.92.100.71/32")  # no pools: nothing
+
+
+@pytest.mark.parametrize("state", ["merged", "replaced", "overridden"])
+def test_converging_states_remove_static_routes_to_pool_addresses_only(state: str) -> None:
+    have = with_static_routes()
+    want = fc.parse(fc.to_text(golden()))
+    have["bgp"], have["route_maps"], have["prefix_lists"] = (
+        want["bgp"], want["route_maps"], want["prefix_lists"])
+    commands = fc.commands(have, want, state, pool_ownership())
+    assert commands == [
+        "no ip route 10.92.100.71/32 10.252.1.10",
+        "no ip route 10.92.100.72/32 10.252.1.11 tag 5 20",
+        "no ipv6 route fd00:92::7/128 fd00:252::10",
+        "vrf CSM",
+        " no ip route 10.102.5.71/32 10.102.5.14",
+        "exit-vrf",
+    ]
+    after = fc.predict(have, want, state, pool_ownership())
+    assert after["static_routes"] == KEPT_STATIC
+    assert fc.commands(after, want, state, pool_ownership()) == []
+    # the diff shows exactly the removed routes
+    assert fc.changed_view(have, want, pool_ownership(), state)["static_routes"] == OWNED_STATIC
+    assert fc.changed_view(after, want, pool_ownership(), state)["static_routes"] == {}
+
+
+def test_static_route_removals_come_last_and_only_in_converging_states() -> None:
+    have = with_static_routes()
+    merged = fc.commands(have, golden(), "merged", pool_ownership())
+    removals = fc.static_route_commands(have, golden(), "merged", pool_ownership())
+    assert merged[-len(removals):] == removals and len(removals) == 6
+    assert fc.static_route_commands(have, golden(), "deleted", pool_ownership()) == []
+    deleted = fc.commands(have, golden(), "deleted", pool_ownership())
+    assert not [line for line in deleted if "route " in line and "route-map" not in line]
+    assert fc.predict(have, golden(), "deleted", pool_ownership())["static_routes"] == (
+        have["static_routes"])
+    assert fc.changed_view(have, golden(), pool_ownership(), "deleted")["static_routes"] == {}
+    # without pools (an older action plugin) nothing is owned
+    assert fc.static_route_commands(have, golden(), "merged", ownership()) == []
+
+
+def test_ownership_from_the_modules_owned_option() -> None:
+    owner = fc.Ownership.from_owned(dict(OWNED, pools=POOLS))
+    assert owner.owns_prefix("10.92.100.71/32") and owner.route_maps.search("ncn-w001-nmn")
+    assert not fc.Ownership.from_owned({}).owns_prefix("10.92.100.71/32")
+    assert not fc.Ownership.from_owned(None).route_maps.search("ncn-w001-nmn")

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
-from test_spine_bgp_frr_config import GOLDEN, OWNED, RUNNING, collection_module
+from test_spine_bgp_frr_config import (
+    GOLDEN,
+    OWNED,
+    POOLS,
+    RUNNING,
+    STATIC,
+    collection_module,
+)
 
 spine_bgp: Any = collection_module("plugins.modules.spine_bgp")
 fc: Any = collection_module("plugins.module_utils.frr_config")
@@ -142,3 +149,34 @@ def test_the_module_never_pushes_aoscx_itself(monkeypatch: pytest.MonkeyPatch,
     assert result["msg"] == ("spine_bgp: platform aoscx is configured over its REST API by the "
                              "action plugin, not on the device (state=merged)")
     assert vtysh.argv == []
+
+
+def test_static_routes_to_pool_addresses_are_removed_with_check_and_diff(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    running = GOLDEN.read_text() + STATIC
+    owned = dict(OWNED, pools=POOLS)
+    check = FakeVtysh(running)
+    result = run_module(monkeypatch, capsys, check, state="merged", config=intended(),
+                        owned=owned, _ansible_check_mode=True, _ansible_diff=True)
+    assert result["changed"] is True and check.applied == []
+    assert result["commands"] == [
+        "no ip route 10.92.100.71/32 10.252.1.10",
+        "no ip route 10.92.100.72/32 10.252.1.11 tag 5 20",
+        "no ipv6 route fd00:92::7/128 fd00:252::10",
+        "vrf CSM", " no ip route 10.102.5.71/32 10.102.5.14", "exit-vrf",
+    ]
+    assert "ip route 10.92.100.71/32 10.252.1.10\n" in result["diff"]["before"]
+    assert " ip route 10.102.5.71/32 10.102.5.14\n" in result["diff"]["before"]
+    assert "ip route" not in result["diff"]["after"]
+    assert "10.99.0.5/32" not in result["diff"]["before"]  # not spinelb's: not shown
+
+    applied = FakeVtysh(running)
+    result = run_module(monkeypatch, capsys, applied, state="merged", config=intended(),
+                        owned=owned)
+    assert result["changed"] is True
+    assert applied.applied == ["\n".join(result["commands"]) + "\n"]
+    assert ["/usr/bin/vtysh", "-c", "write memory"] in applied.argv
+
+    kept = FakeVtysh(running)
+    result = run_module(monkeypatch, capsys, kept, state="deleted", config=intended(), owned=owned)
+    assert not [line for line in result["commands"] if "ip route" in line]

@@ -26,6 +26,13 @@ CSM uploads to ``startup-config`` first and copies it to running, and sets ``che
 auto 2`` over SSH because REST has no such call; this client stays on REST only, applies to
 running first and only saves once the switch still answers.
 
+Static routes are REST resources of their own (pyaoscx's ``StaticRoute``):
+``GET system/vrfs`` lists the VRFs, ``GET system/vrfs/{vrf}/static_routes`` a VRF's
+routes (keys and URIs name the prefix, URL-encoded), and ``DELETE
+system/vrfs/{vrf}/static_routes/{prefix}`` removes one prefix with all its
+``static_nexthops``.  :meth:`AoscxClient.delete_static_route` is how a stale
+static route to a pool address goes without pushing a whole configuration.
+
 The client uses only the standard library (``urllib.request`` + ``http.cookiejar``).  The
 password, the session cookie and the CSRF token never appear in a log line, a repr or an
 exception text: every text that came from the switch is scrubbed of them before use.
@@ -269,6 +276,33 @@ class AoscxClient:
         """Names of the stored configs and checkpoints (``running-config`` included)."""
         return sorted(self._get_json("fullconfigs", what="list checkpoints"))
 
+    def vrfs(self) -> list[str]:
+        """Names of the switch's VRFs (``default`` included), sorted."""
+        return sorted(self._get_json("system/vrfs", what="list VRFs"))
+
+    def static_routes(self, vrf: str) -> list[str]:
+        """The prefixes of ``vrf``'s static routes (``10.92.100.71/32``), sorted."""
+        listing = self._get_json(
+            f"system/vrfs/{_path_segment(vrf)}/static_routes",
+            what=f"list static routes of VRF {vrf!r}",
+        )
+        return sorted({_static_route_prefix(key, value) for key, value in listing.items()})
+
+    def delete_static_route(self, vrf: str, prefix: str) -> bool:
+        """Remove ``vrf``'s static route to ``prefix`` with all its next hops.
+
+        False when the switch has no such route (404): the route is gone either way.
+        """
+        what = f"delete static route {prefix} of VRF {vrf!r}"
+        path = f"system/vrfs/{_path_segment(vrf)}/static_routes/{_path_segment(prefix)}"
+        reply = self._send("DELETE", path, what=what)
+        if reply.status == 404:
+            return False
+        if reply.status not in (200, 204):
+            raise self._failure(AoscxError, what, reply)
+        log.info("deleted static route %s of VRF %r on %s", prefix, vrf, self._where())
+        return True
+
     # --- writing -------------------------------------------------------------
 
     def dry_run(
@@ -312,6 +346,11 @@ class AoscxClient:
                     "nothing was applied"
                 )
             time.sleep(poll_interval)
+
+    def save(self) -> None:
+        """Copy running-config to startup-config (``write memory``), after a change by resource."""
+        self._copy_config("running-config", "startup-config", what="save running-config to "
+                          "startup-config (the change is running but not saved)")
 
     def checkpoint(self, name: str) -> None:
         """Save the running config as checkpoint ``name`` (replacing one of that name)."""
@@ -517,6 +556,25 @@ def with_preserved_system(candidate: dict[str, Any], running: dict[str, Any]) ->
         if key in running_system:
             system[key] = copy.deepcopy(running_system[key])
     return merged
+
+
+def _path_segment(value: str) -> str:
+    """``value`` as one URL path segment (a prefix's ``/`` becomes ``%2F``, as pyaoscx does)."""
+    return urllib.parse.quote_plus(value, safe="")
+
+
+def _static_route_prefix(key: str, value: object) -> str:
+    """The prefix of one entry of a static route listing.
+
+    The listing maps an index to the route's URI (``.../static_routes/10.92.100.71%2F32``)
+    or, with ``depth``, to the route itself (``{"prefix": ...}``); the index may be
+    URL-encoded.
+    """
+    if isinstance(value, dict) and isinstance(value.get("prefix"), str):
+        return str(value["prefix"])
+    if isinstance(value, str) and "/static_routes/" in value:
+        return urllib.parse.unquote_plus(value.rsplit("/static_routes/", 1)[1])
+    return urllib.parse.unquote_plus(key)
 
 
 def _checkpoint_name(name: str) -> str:
