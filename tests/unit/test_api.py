@@ -6,7 +6,7 @@ import asyncio
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
@@ -14,7 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from spinelb.config import parse_config
-from spinelb.speaker.api import ApiServer, SpeakerStatus, announced_status
+from spinelb.speaker import api
+from spinelb.speaker.api import Action, ApiServer, SpeakerStatus, announced_status
 from spinelb.speaker.metrics import SpeakerMetrics
 
 STATUS: SpeakerStatus = {
@@ -70,12 +71,14 @@ def serve(
     *,
     healthy: Callable[[], bool] = lambda: True,
     status: Callable[[], Any] = lambda: STATUS,
+    actions: Mapping[str, Action] | None = None,
 ) -> None:
     metrics = SpeakerMetrics()
     metrics.session_state("spine-1", "Established")
 
     async def run() -> None:
-        server = ApiServer("127.0.0.1", 0, status=status, metrics=metrics.render, healthy=healthy)
+        server = ApiServer("127.0.0.1", 0, status=status, metrics=metrics.render, healthy=healthy,
+                           actions=actions)
         await server.start()
         try:
             assert server.port != 0
@@ -166,6 +169,116 @@ def test_failing_status_is_500_and_the_server_carries_on() -> None:
         assert (await asyncio.to_thread(http, server.port, "/healthz")).status == 200
 
     serve(check, status=broken)
+
+
+# --- actions (POST) --------------------------------------------------------------
+
+
+class Resync:
+    """An action that counts its calls and answers with the count."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.calls = 0
+        self.status = status
+
+    async def __call__(self) -> tuple[int, dict[str, object]]:
+        self.calls += 1
+        return self.status, {"resynced": True, "calls": self.calls}
+
+
+def test_post_runs_the_action_and_answers_its_json() -> None:
+    resync = Resync()
+
+    async def check(server: ApiServer) -> None:
+        for calls in (1, 2):
+            reply = await asyncio.to_thread(http, server.port, "/resync", "POST")
+            assert reply.status == 200
+            assert reply.headers["Content-Type"] == "application/json"
+            assert json.loads(reply.body) == {"resynced": True, "calls": calls}
+        assert resync.calls == 2
+
+    serve(check, actions={"/resync": resync})
+
+
+def test_an_action_answers_with_its_own_status() -> None:
+    async def check(server: ApiServer) -> None:
+        reply = await asyncio.to_thread(http, server.port, "/assign", "POST")
+        assert reply.status == 409
+        assert json.loads(reply.body) == {"resynced": True, "calls": 1}
+
+    serve(check, actions={"/assign": Resync(409)})
+
+
+def test_action_paths_take_post_only_and_the_others_get_only() -> None:
+    resync = Resync()
+
+    async def check(server: ApiServer) -> None:
+        for method in ("GET", "PUT", "DELETE"):
+            reply = await asyncio.to_thread(http, server.port, "/resync", method)
+            assert (reply.status, reply.headers["Allow"]) == (405, "POST"), method
+        reply = await asyncio.to_thread(http, server.port, "/status", "POST")
+        assert (reply.status, reply.headers["Allow"]) == (405, "GET")
+        reply = await asyncio.to_thread(http, server.port, "/nope", "POST")
+        assert reply.status == 404
+        assert reply.body == b"not found: try GET /status, /metrics, /healthz; POST /resync\n"
+        assert resync.calls == 0
+
+    serve(check, actions={"/resync": resync})
+
+
+def test_an_action_not_configured_is_404() -> None:
+    async def check(server: ApiServer) -> None:
+        for method in ("POST", "GET"):
+            assert (await asyncio.to_thread(http, server.port, "/resync", method)).status == 404
+
+    serve(check)
+
+
+def test_a_small_body_is_read_and_discarded_a_large_one_refused() -> None:
+    resync = Resync()
+    head = b"POST /resync HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+
+    async def check(server: ApiServer) -> None:
+        answer = await raw(server.port, head % 1024 + b"{" * 1024)
+        assert answer.startswith(b"HTTP/1.1 200 ") and resync.calls == 1
+        answer = await raw(server.port, head % 1025 + b"{" * 1025)
+        assert answer.startswith(b"HTTP/1.1 413 ")
+        answer = await raw(server.port, b"POST /resync HTTP/1.1\r\nContent-Length: x\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        chunked = b"POST /resync HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        assert (await raw(server.port, chunked)).startswith(b"HTTP/1.1 411 ")
+        assert resync.calls == 1
+
+    serve(check, actions={"/resync": resync})
+
+
+def test_a_body_that_never_arrives_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api, "REQUEST_TIMEOUT", 0.2)
+    resync = Resync()
+
+    async def check(server: ApiServer) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /resync HTTP/1.1\r\nContent-Length: 10\r\n\r\n{}")
+        await writer.drain()
+        answer = await reader.read()  # the connection stays open: the server ends it
+        writer.close()
+        await writer.wait_closed()
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert resync.calls == 0
+
+    serve(check, actions={"/resync": resync})
+
+
+def test_a_failing_action_is_500_and_the_server_carries_on() -> None:
+    async def broken() -> tuple[int, dict[str, object]]:
+        raise RuntimeError("boom")
+
+    async def check(server: ApiServer) -> None:
+        reply = await asyncio.to_thread(http, server.port, "/resync", "POST")
+        assert (reply.status, reply.body) == (500, b"internal error\n")
+        assert (await asyncio.to_thread(http, server.port, "/healthz")).status == 200
+
+    serve(check, actions={"/resync": broken})
 
 
 def test_announced_status_from_config() -> None:

@@ -562,6 +562,100 @@ def test_a_watch_that_ends_or_expires_rewrites_nothing() -> None:
     run(main)
 
 
+# --- POST /assign: an operator's retry -------------------------------------------------------
+
+
+async def http_post(port: int, path: str) -> tuple[int, dict[str, Any]]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_assign_gives_a_pending_service_the_address_freed_behind_the_watch() -> None:
+    """The holder of the only address is deleted while the watch is away: no event says so.
+
+    ``POST /assign`` lists the Services again, retries every Service without an
+    address (a pending one, and one whose status was wiped by hand) and answers
+    once the new status is written.  A Service that still cannot be served stays
+    pending, with its reason.
+    """
+    pools = [{"name": "one", "addresses": ["10.90.0.9"]},
+             {"name": "two", "addresses": ["10.90.1.0/30"]}]
+    in_one = {"metallb.io/address-pool": "one"}
+
+    async def main() -> None:
+        async with cluster() as env, controller(env, env.config(pools)) as ctl:
+            env.api.create_object(lb("holder", annotations=in_one))
+            assert await env.assigned("holder") == ["10.90.0.9"]
+            env.api.create_object(lb("waiting", annotations=in_one))
+            assert "exhausted" in await env.failed("waiting")
+            env.api.create_object(lb("wiped", annotations={"metallb.io/address-pool": "two"}))
+            assert await env.assigned("wiped") == ["10.90.1.0"]
+            env.api.create_object(lb("unknown", annotations={"metallb.io/address-pool": "nope"}))
+            await env.failed("unknown")
+            await env.barrier("two")
+            watches = env.api.counts["watch", "services"]
+            env.api.hold_watches()
+            try:
+                env.api.expire_watches()
+                await wait_for(lambda: env.api.counts["watch", "services"] == watches + 1)
+                env.api.delete_object("services", "default", "holder")
+                env.api.patch_object("services", "default", "wiped",
+                                     {"status": {"loadBalancer": {"ingress": None}}})
+                assert ctl.pending.keys() == {"default/waiting", "default/unknown"}
+
+                assert ctl.api is not None
+                code, answer = await http_post(ctl.api.port, "/assign")
+                assert code == 200
+                assert answer == {
+                    "leader": True,
+                    "assigned": {"default/waiting": ["10.90.0.9"], "default/wiped": ["10.90.1.0"]},
+                    "pending": {"default/unknown":
+                                "default/unknown: no pool named 'nope' (pools: one, two)"},
+                    "complete": True,
+                    "kubernetes": "relisted",
+                }
+                # Written before the answer, with the watch still held.
+                assert env.ingress("waiting") == ["10.90.0.9"]
+                assert env.ingress("wiped") == ["10.90.1.0"]
+                assert env.messages("waiting", "IPAllocated") == [
+                    'Assigned IP ["10.90.0.9"] from pool one']
+
+                code, again = await http_post(ctl.api.port, "/assign")  # nothing left to do
+                assert (code, again["assigned"], again["pending"]) == (
+                    200, {}, answer["pending"])
+            finally:
+                env.api.release_watches()
+
+    run(main)
+
+
+def test_assign_on_a_standby_is_409_and_names_the_leader() -> None:
+    async def main() -> None:
+        async with cluster() as env:
+            config = env.config(SMALL_POOLS)
+            alpha = await Running.start(config, "alpha")
+            beta = await Running.start(config, "beta", lead=False)
+            try:
+                await wait_for(lambda: beta.ctl.api is not None and beta.ctl.api.port != 0
+                               and beta.ctl.reflector.synced.is_set())
+                assert beta.ctl.api is not None
+                code, answer = await http_post(beta.ctl.api.port, "/assign")
+                assert (code, answer) == (409, {"leader": False, "holder": "alpha"})
+                assert alpha.ctl.api is not None
+                code, answer = await http_post(alpha.ctl.api.port, "/assign")
+                assert code == 200 and answer["leader"] is True
+            finally:
+                await beta.stop()
+                await alpha.stop()
+
+    run(main)
+
+
 # --- a burst, and the command ------------------------------------------------------------
 
 

@@ -463,6 +463,51 @@ def test_idle_hold_doubles_per_failure_up_to_max() -> None:
     assert delays == [1, 2, 4, 8, 8, 8]
 
 
+def test_retry_now_starts_a_session_waiting_out_its_idle_hold_and_resets_the_backoff() -> None:
+    session = make(idle_hold_time=1, idle_hold_max=8)
+    session.start(0.0)
+    now = 0.0
+    for _ in range(4):  # four failures: the next restart is 8 s away
+        fail_in_open_sent(session, now)
+        now = session.deadline(Timer.IDLE_HOLD) or now
+        session.poll(now)
+    fail_in_open_sent(session, now)
+    assert (session.deadline(Timer.IDLE_HOLD) or 0) - now == 8
+    assert session.retry_now(now) == [Connect(), StateChanged(State.IDLE, State.CONNECT)]
+    assert session.deadline(Timer.IDLE_HOLD) is None
+    fail_in_open_sent(session, now)  # the backoff counts from the first delay again
+    assert (session.deadline(Timer.IDLE_HOLD) or 0) - now == 1
+
+
+def test_retry_now_connects_an_active_session_now_with_the_first_connect_retry() -> None:
+    session = make(delay_open_time=5, connect_retry_time=5, connect_retry_max=60)
+    session.start(0.0)
+    now = 0.0
+    for _ in range(4):  # four expiries: the next ConnectRetryTimer is at the cap
+        now = session.deadline(Timer.CONNECT_RETRY) or now
+        session.poll(now)
+    session.handle(Event.TCP_CR_ACKED, now)
+    session.handle(Event.TCP_CONNECTION_FAILS, now)  # DelayOpen running: Active
+    assert session.state is State.ACTIVE
+    assert (session.deadline(Timer.CONNECT_RETRY) or 0) - now >= 0.75 * 60
+    assert session.retry_now(now) == [Connect(), StateChanged(State.ACTIVE, State.CONNECT)]
+    assert 0.75 * 5 <= (session.deadline(Timer.CONNECT_RETRY) or 0) - now <= 5
+
+
+def test_retry_now_leaves_connecting_established_passive_and_stopped_sessions_alone() -> None:
+    connecting = make()
+    connecting.start(0.0)
+    assert connecting.state is State.CONNECT and connecting.retry_now(1.0) == []
+    assert established(make()).retry_now(1.0) == []
+    passive = make(passive=True)
+    passive.start(0.0)
+    assert passive.retry_now(1.0) == [] and passive.state is State.ACTIVE
+    stopped = make()
+    stopped.start(0.0)
+    stopped.stop(0.0)
+    assert stopped.retry_now(1.0) == [] and stopped.state is State.IDLE
+
+
 def test_idle_hold_resets_only_after_a_stable_session() -> None:
     session = make(idle_hold_time=1, idle_hold_max=8)
     session.start(0.0)

@@ -478,6 +478,25 @@ class Session:
         )
         return self.handle(event, now)
 
+    def retry_now(self, now: float) -> list[Action]:
+        """An operator's "connect now": a session waiting out its backoff starts at once.
+
+        Idle waiting for its IdleHoldTimer starts as on ManualStart (the
+        backoff counts from zero again); Active waiting for its
+        ConnectRetryTimer connects now, with the first ConnectRetryTimer.  Any
+        other state (connecting, opening, Established), a passive peer, and a
+        session an operator stopped are left alone.
+        """
+        if self._manually_stopped or self.settings.passive:
+            return []
+        if self._state is State.IDLE and Timer.IDLE_HOLD in self._timers:
+            return self.handle(Event.MANUAL_START, now)
+        if self._state is State.ACTIVE:
+            self._connect_retry_starts = 0
+            self._start_connect_retry(now)
+            return [Connect(), *self._goto(State.CONNECT)]
+        return []
+
     def stop(
         self,
         now: float,

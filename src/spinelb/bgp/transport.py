@@ -260,6 +260,13 @@ class PeerSession:
     def start(self) -> None:
         self._run(self.fsm.start(self._loop.time()))
 
+    def retry_now(self) -> bool:
+        """Connect now instead of after the backoff (see :meth:`fsm.Session.retry_now`);
+        whether a connection attempt started."""
+        actions = self.fsm.retry_now(self._loop.time())
+        self._run(actions)
+        return bool(actions)
+
     async def stop(self, reason: str = "", *, subcode: int = wire.CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
                    withdraw: bool = True, timeout: float = 2.0) -> None:
         """Withdraw every route, send Cease with ``reason``, close (RFC 4486, RFC 9003)."""

@@ -11,7 +11,8 @@ On taking the Lease the allocator starts empty and is seeded from the Services'
 own status, oldest first, before anything new is assigned: a restart or a
 failover never moves an address.  A Service that cannot be served is left
 without status and with an Event saying why; it is tried again when an address
-is released or its own object changes, never in a loop.
+is released or its own object changes, never in a loop, or when an operator
+asks (``POST /assign``, :meth:`Controller.assign_pending`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import os
 import signal
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from spinelb import __version__
@@ -32,7 +33,7 @@ from spinelb.bgp.wire import Address
 from spinelb.config import ControllerConfig
 from spinelb.controller.metrics import ControllerMetrics
 from spinelb.ipam import AllocationError, Allocator
-from spinelb.k8s.client import SERVICES, ApiError, ApiUnavailable, Kube, connect
+from spinelb.k8s.client import LEASES, SERVICES, ApiError, ApiUnavailable, Kube, connect
 from spinelb.k8s.events import EventRecorder
 from spinelb.k8s.lease import LeaderElector
 from spinelb.k8s.objects import ServiceInfo, owned, service_info
@@ -45,6 +46,8 @@ COMPONENT = "spinelb-controller"
 BATCH = 256  # Service keys decided per worker turn
 WRITERS = 16  # API writes in flight at once
 RETRY_DELAY = 2.0  # seconds before a Service whose write failed is tried again
+ASSIGN_TIMEOUT = 10.0  # seconds POST /assign waits for the list and the decisions
+HOLDER_TIMEOUT = 2.0  # seconds a standby spends reading the Lease for its answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,17 @@ class Outcome:
     service: Mapping[str, Any]
     ingress: tuple[Address, ...] | None = None
     event: tuple[str, str, str] | None = None  # type, reason, message
+
+
+@dataclass(slots=True)
+class _Waiter:
+    """An :meth:`Controller.assign_pending` call waiting for its Services to be decided and written."""
+
+    remaining: set[str]  # keys not yet taken by a worker turn since the call
+    keys: frozenset[str]
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 def default_identity() -> str:
@@ -98,6 +112,7 @@ class Controller:
         self._seeded = False
         self._writers = asyncio.Semaphore(WRITERS)
         self._running = False
+        self._waiters: list[_Waiter] = []
 
     def __repr__(self) -> str:
         return f"Controller({self.identity}, leader={self.elector.is_leader})"
@@ -117,6 +132,7 @@ class Controller:
                 status=self.status,
                 metrics=self.metrics.render,
                 healthy=lambda: self._running,
+                actions={"/assign": self._assign_action},
             )
             await self.api.start()
         self._running = True
@@ -159,8 +175,22 @@ class Controller:
             self.metrics.pools(self.allocator.usage())
             if outcomes:
                 await asyncio.gather(*(self._write(outcome) for outcome in outcomes))
+            self._turn_done(keys)
             if self._dirty:
                 self._wake.set()
+
+    def _turn_done(self, taken: list[str]) -> None:
+        """A worker turn decided and wrote ``taken``: release the waiters whose Services are done.
+
+        A waiter is done once each of its Services has been taken (or is gone
+        from the store) and none is waiting for another decision, such as the
+        retry an address freed in the same turn asks for.
+        """
+        for waiter in self._waiters:
+            waiter.remaining = {k for k in waiter.remaining - set(taken) if k in self._dirty}
+            settled = not waiter.remaining and waiter.keys.isdisjoint(self._dirty)
+            if settled and not waiter.done.done():
+                waiter.done.set_result(None)
 
     # --- deciding (synchronous: no await between reading the store and the allocator) ---
 
@@ -305,6 +335,78 @@ class Controller:
         log.warning("status not written; retrying", extra={"service": key, "error": error})
         self._reported.pop(key, None)
         asyncio.get_running_loop().call_later(RETRY_DELAY, self._changed, {key: None})
+
+    # --- an operator's retry (POST /assign) -----------------------------------------------
+
+    async def assign_pending(self, *, timeout: float = ASSIGN_TIMEOUT) -> dict[str, object]:
+        """Try every Service still without an address again, now; what each one got.
+
+        Pending Services are otherwise tried again only when an address is
+        released or their own object changes.  This lists the Services again
+        first (a change the watch missed is applied, as after a 410), then
+        decides every pending Service and every one of ours without ingress,
+        and waits (at most ``timeout`` seconds) until those decisions are
+        written.  A standby answers ``{"leader": false, "holder": ...}``.
+        """
+        if not self.elector.is_leader:
+            return await self._standby_answer()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        kubernetes = "relisted"
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self.reflector.relist()
+        except TimeoutError:
+            kubernetes = f"unreachable: {self.reflector.last_error or 'no list in time'}"
+        keys = set(self.pending)
+        for obj in self.reflector.store.values():
+            info = service_info(obj)
+            if owned(info, self.load_balancer_class) and not info.ingress:
+                keys.add(info.key)
+        complete = True
+        if keys:
+            waiter = _Waiter(set(keys), frozenset(keys))
+            self._waiters.append(waiter)
+            for key in sorted(keys):
+                self._dirty[key] = None
+            self._wake.set()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await waiter.done
+            except TimeoutError:
+                complete = False
+            finally:
+                self._waiters.remove(waiter)
+        if not self.elector.leading.is_set():  # lost the Lease meanwhile
+            return await self._standby_answer()
+        assigned = {
+            key: _text(addresses)
+            for key in sorted(keys)
+            if key not in self.pending and (addresses := self.allocator.assigned(key))
+        }
+        log.info("assigned on request", extra={"tried": len(keys), "assigned": len(assigned),
+                                               "pending": len(self.pending)})
+        return {
+            "leader": True,
+            "assigned": assigned,
+            "pending": dict(sorted(self.pending.items())),
+            "complete": complete,
+            "kubernetes": kubernetes,
+        }
+
+    async def _standby_answer(self) -> dict[str, object]:
+        """Not leading: who is, as the Lease says (None when it cannot be read)."""
+        holder = None
+        kubernetes = self.config.kubernetes
+        with contextlib.suppress(ApiError, ApiUnavailable, TimeoutError):
+            async with asyncio.timeout(HOLDER_TIMEOUT):
+                lease = await self.kube.get(LEASES, kubernetes.namespace, kubernetes.lease_name)
+            holder = (lease.get("spec") or {}).get("holderIdentity") or None
+        return {"leader": False, "holder": holder}
+
+    async def _assign_action(self) -> tuple[int, dict[str, object]]:
+        answer = await self.assign_pending()
+        return (200 if answer["leader"] else 409), answer
 
     # --- the local API ------------------------------------------------------------------
 

@@ -8,11 +8,16 @@ and reports only the difference against the store: objects whose
 resourceVersion changed and keys that disappeared; never "everything was
 deleted".  Failures retry with jittered exponential backoff (0.2 s doubling to
 ``backoff_max``), reset by a successful list.
+
+:meth:`Reflector.relist` takes that same path on request (an operator's
+resynchronisation): the open watch is dropped, the resource listed again, and
+only the difference reported.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -86,6 +91,10 @@ class Reflector:
         self.last_error: str | None = None
         self.lists = 0  # successful lists so far (the first one and every re-list)
         self._backoff = Backoff(ceiling=backoff_max)
+        self._relist_wanted = asyncio.Event()
+        self._lists_started = 0  # numbers each list attempt, so relist() knows which one is new
+        self._listed_number = 0  # the number of the last list that succeeded
+        self._list_done = asyncio.Event()  # set (and replaced) when a list succeeds
 
     def __repr__(self) -> str:
         return f"Reflector({self.resource.plural}, {len(self.store)} objects, connected={self.connected})"
@@ -96,22 +105,18 @@ class Reflector:
         version: str | None = None  # where the next watch resumes; None: list first
         while True:
             try:
-                if version is None:
+                if version is None or self._relist_wanted.is_set():
                     version = await self._list()
-                started, events = loop.time(), 0
-                async for event in self.kube.watch(
-                    self.resource,
-                    resource_version=version,
-                    namespace=self.namespace,
-                    label_selector=self.label_selector,
-                    field_selector=self.field_selector,
-                    timeout_seconds=self.watch_timeout,
-                ):
-                    version = self._apply(event) or version
-                    events += 1
+                started = loop.time()
+                resumed = await self._watch(version)
+                if resumed is None:
+                    log.info("%s: listing again on request", self.resource.plural)
+                    version = None
+                    continue
+                version, events = resumed
                 log.debug("%s: watch ended at %s, resuming", self.resource.plural, version)
                 if not events and loop.time() - started < 1.0:
-                    await asyncio.sleep(self._backoff.next())  # a server ending watches at once
+                    await self._pause()  # a server ending watches at once
             except Gone:
                 log.info(
                     "%s: resourceVersion %s expired, listing again", self.resource.plural, version
@@ -120,14 +125,61 @@ class Reflector:
             except (ApiUnavailable, ApiError) as exc:
                 self._failed(str(exc))
                 version = None
-                await asyncio.sleep(self._backoff.next())
+                await self._pause()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a malformed object must not end the reflector
                 log.exception("%s: unexpected failure", self.resource.plural)
                 self._failed(f"{type(exc).__name__}: {exc}")
                 version = None
-                await asyncio.sleep(self._backoff.next())
+                await self._pause()
+
+    async def relist(self) -> None:
+        """List again now, as after a 410 (only the difference is reported); return once listed.
+
+        Waits for a list that started after this call; the caller bounds the
+        wait (an unreachable API is retried with the usual backoff).
+        """
+        wanted = self._lists_started + 1
+        self._relist_wanted.set()
+        while self._listed_number < wanted:
+            await self._list_done.wait()
+
+    async def _watch(self, version: str) -> tuple[str, int] | None:
+        """Watch from ``version`` until the stream ends: where to resume and how many events.
+
+        None when :meth:`relist` asked for a list meanwhile (the watch is dropped).
+        """
+        stream = asyncio.ensure_future(self._follow(version))
+        wanted = asyncio.ensure_future(self._relist_wanted.wait())
+        try:
+            await asyncio.wait((stream, wanted), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (stream, wanted):
+                task.cancel()
+            await asyncio.gather(stream, wanted, return_exceptions=True)
+        if stream.cancelled():
+            return None
+        return stream.result()
+
+    async def _follow(self, version: str) -> tuple[str, int]:
+        events = 0
+        async for event in self.kube.watch(
+            self.resource,
+            resource_version=version,
+            namespace=self.namespace,
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
+            timeout_seconds=self.watch_timeout,
+        ):
+            version = self._apply(event) or version
+            events += 1
+        return version, events
+
+    async def _pause(self) -> None:
+        """The backoff delay before trying again; a :meth:`relist` request cuts it short."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._relist_wanted.wait(), self._backoff.next())
 
     def _failed(self, error: str) -> None:
         if self.connected or self.last_error != error:
@@ -136,6 +188,9 @@ class Reflector:
         self.last_error = error
 
     async def _list(self) -> str:
+        self._relist_wanted.clear()
+        self._lists_started += 1
+        number = self._lists_started
         items, version = await self.kube.list(
             self.resource,
             namespace=self.namespace,
@@ -158,6 +213,9 @@ class Reflector:
         self.synced.set()
         if changes or first:
             self._report(changes)
+        self._listed_number = number
+        done, self._list_done = self._list_done, asyncio.Event()
+        done.set()
         return version
 
     def _apply(self, event: Mapping[str, Any]) -> str | None:

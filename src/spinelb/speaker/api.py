@@ -1,13 +1,16 @@
-"""The speaker's local HTTP API: ``GET /status``, ``GET /metrics``, ``GET /healthz``.
+"""The local HTTP API of the speaker and the controller: ``GET /status``, ``/metrics``, ``/healthz``.
 
 A deliberately small HTTP/1.1 server on asyncio streams (no web framework):
-one request per connection (``Connection: close``), GET only, a request
-head of at most 8 KiB read within 5 seconds.  It listens on loopback by
-default (``api.listen``); it has no authentication and serves nothing secret.
+one request per connection (``Connection: close``), a request head of at
+most 8 KiB read within 5 seconds.  It listens on loopback by default
+(``api.listen``); it has no authentication and serves nothing secret.
 
-The speaker supplies three callables: ``status()`` returns a
-:class:`SpeakerStatus` snapshot, ``metrics()`` the Prometheus text and
-``healthy()`` whether the speaker is working (for a liveness probe).
+The owner supplies three callables: ``status()`` returns a snapshot (a
+:class:`SpeakerStatus` for the speaker), ``metrics()`` the Prometheus text and
+``healthy()`` whether it is working (for a liveness probe).  It may also
+register operator actions, each answering ``POST <path>`` with JSON: the
+speaker's ``POST /resync``, the controller's ``POST /assign``.  They take no
+body; one of at most 1 KiB is read and discarded.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TypedDict
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -26,7 +30,9 @@ from spinelb.config import Announcement
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_HEAD = 8192
-REQUEST_TIMEOUT = 5.0
+MAX_REQUEST_BODY = 1024  # actions take no body; a small one is read and discarded
+REQUEST_TIMEOUT = 5.0  # to read the head and the body; an action's own work is not counted
+GET_PATHS = ("/status", "/metrics", "/healthz")
 
 _REASONS = {
     200: "OK",
@@ -34,11 +40,18 @@ _REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     408: "Request Timeout",
+    409: "Conflict",
+    411: "Length Required",
+    413: "Content Too Large",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
 _TEXT = "text/plain; charset=utf-8"
+_JSON = "application/json"
+
+#: An operator action behind ``POST <path>``: the HTTP status and the JSON body of its answer.
+Action = Callable[[], Awaitable[tuple[int, Mapping[str, object]]]]
 
 
 class PeerStatus(TypedDict):
@@ -107,8 +120,19 @@ def announced_status(announcements: Iterable[Announcement]) -> list[AnnouncedSta
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    content_type: str
+    body: bytes
+    allow: str | None = None  # the Allow header of a 405
+
+
 class ApiServer:
-    """Serves the API on ``host:port`` (port 0 picks a free port; see :attr:`port`)."""
+    """Serves the API on ``host:port`` (port 0 picks a free port; see :attr:`port`).
+
+    ``actions`` maps a path to the :data:`Action` that answers ``POST`` on it.
+    """
 
     def __init__(
         self,
@@ -118,12 +142,16 @@ class ApiServer:
         status: Callable[[], Mapping[str, object]],
         metrics: Callable[[], bytes],
         healthy: Callable[[], bool],
+        actions: Mapping[str, Action] | None = None,
     ) -> None:
         self.host = host.strip("[]")
         self._port = port
         self._status = status
         self._metrics = metrics
         self._healthy = healthy
+        self._actions = {
+            path: action for path, action in (actions or {}).items() if path not in GET_PATHS
+        }
         self._server: asyncio.Server | None = None
 
     @property
@@ -147,19 +175,9 @@ class ApiServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            try:
-                async with asyncio.timeout(REQUEST_TIMEOUT):
-                    head = await reader.readuntil(b"\r\n\r\n")
-            except TimeoutError:
-                await _respond(writer, 408, _TEXT, b"request timeout\n")
-                return
-            except asyncio.LimitOverrunError:
-                await _respond(writer, 431, _TEXT, b"request head too large\n")
-                return
-            except asyncio.IncompleteReadError:
-                return  # the client went away
-            status, content_type, body = self._answer(head)
-            await _respond(writer, status, content_type, body)
+            answer = await self._handle(reader)
+            if answer is not None:
+                await _respond(writer, answer)
         except OSError:
             pass  # the client went away mid-answer
         finally:
@@ -167,40 +185,105 @@ class ApiServer:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    def _answer(self, head: bytes) -> tuple[int, str, bytes]:
-        """The status code, content type and body for one request head."""
-        request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+    async def _handle(self, reader: asyncio.StreamReader) -> _Answer | None:
+        """Read one request and answer it; None when the client went away."""
+        deadline = asyncio.get_running_loop().time() + REQUEST_TIMEOUT
+        try:
+            async with asyncio.timeout_at(deadline):
+                head = await reader.readuntil(b"\r\n\r\n")
+        except TimeoutError:
+            return _Answer(408, _TEXT, b"request timeout\n")
+        except asyncio.LimitOverrunError:
+            return _Answer(431, _TEXT, b"request head too large\n")
+        except asyncio.IncompleteReadError:
+            return None
+        request_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
         parts = request_line.split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            return 400, _TEXT, b"bad request\n"
+            return _Answer(400, _TEXT, b"bad request\n")
         method, target, _ = parts
         path = target.split("?", 1)[0]
-        if path not in ("/status", "/metrics", "/healthz"):
-            return 404, _TEXT, b"not found: try /status, /metrics or /healthz\n"
-        if method != "GET":
-            return 405, _TEXT, b"only GET is allowed\n"
+        action = self._actions.get(path)
+        if path in GET_PATHS:
+            if method != "GET":
+                return _Answer(405, _TEXT, b"only GET is allowed\n", allow="GET")
+            return self._get(path)
+        if action is None:
+            return _Answer(404, _TEXT, f"not found: try {self._paths()}\n".encode())
+        if method != "POST":
+            return _Answer(405, _TEXT, b"only POST is allowed\n", allow="POST")
+        try:
+            refused = await _discard_body(reader, _headers(header_lines), deadline)
+        except asyncio.IncompleteReadError:
+            return None
+        if refused is not None:
+            return refused
+        try:
+            status, body = await action()
+        except Exception:
+            log.exception("api action failed", extra={"path": path})
+            return _Answer(500, _TEXT, b"internal error\n")
+        return _Answer(status, _JSON, json.dumps(body, separators=(",", ":")).encode())
+
+    def _get(self, path: str) -> _Answer:
         try:
             if path == "/status":
                 body = json.dumps(self._status(), separators=(",", ":")).encode()
-                return 200, "application/json", body
+                return _Answer(200, _JSON, body)
             if path == "/metrics":
-                return 200, CONTENT_TYPE_LATEST, self._metrics()
+                return _Answer(200, CONTENT_TYPE_LATEST, self._metrics())
             if self._healthy():
-                return 200, _TEXT, b"ok\n"
-            return 503, _TEXT, b"unhealthy\n"
+                return _Answer(200, _TEXT, b"ok\n")
+            return _Answer(503, _TEXT, b"unhealthy\n")
         except Exception:
             log.exception("api request failed", extra={"path": path})
-            return 500, _TEXT, b"internal error\n"
+            return _Answer(500, _TEXT, b"internal error\n")
+
+    def _paths(self) -> str:
+        """The paths served, for a 404's answer."""
+        paths = f"GET {', '.join(GET_PATHS)}"
+        if self._actions:
+            paths += f"; POST {', '.join(sorted(self._actions))}"
+        return paths
 
 
-async def _respond(
-    writer: asyncio.StreamWriter, status: int, content_type: str, body: bytes
-) -> None:
+def _headers(lines: Iterable[str]) -> dict[str, str]:
+    """The request's header fields, names in lower case (a repeated one: the last)."""
+    fields = {}
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if sep:
+            fields[name.strip().lower()] = value.strip()
+    return fields
+
+
+async def _discard_body(
+    reader: asyncio.StreamReader, headers: Mapping[str, str], deadline: float
+) -> _Answer | None:
+    """Read and drop an action's body; the answer refusing it, if it must be refused."""
+    if "transfer-encoding" in headers:
+        return _Answer(411, _TEXT, b"send no body, or one with Content-Length\n")
+    length = headers.get("content-length", "0")
+    if not length.isdigit():
+        return _Answer(400, _TEXT, b"bad Content-Length\n")
+    if int(length) > MAX_REQUEST_BODY:
+        return _Answer(413, _TEXT, b"this action takes no body\n")
+    try:
+        async with asyncio.timeout_at(deadline):
+            await reader.readexactly(int(length))
+    except TimeoutError:
+        return _Answer(408, _TEXT, b"request timeout\n")
+    return None
+
+
+async def _respond(writer: asyncio.StreamWriter, answer: _Answer) -> None:
     head = (
-        f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
-        f"Content-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "Connection: close\r\n" + ("Allow: GET\r\n" if status == 405 else "") + "\r\n"
+        f"HTTP/1.1 {answer.status} {_REASONS[answer.status]}\r\n"
+        f"Content-Type: {answer.content_type}\r\n"
+        f"Content-Length: {len(answer.body)}\r\n"
+        "Connection: close\r\n"
+        + (f"Allow: {answer.allow}\r\n" if answer.allow else "")
+        + "\r\n"
     )
-    writer.write(head.encode("latin-1") + body)
+    writer.write(head.encode("latin-1") + answer.body)
     await writer.drain()

@@ -223,6 +223,27 @@ class KubernetesSource:
             "synced": self.synced,
         }
 
+    async def relist(self, timeout: float) -> str:
+        """List Services, EndpointSlices and the Node again, then decide every address anew.
+
+        The reflectors take the path they take after a 410: only the difference
+        against what they hold is applied.  Returns ``"relisted"``, or
+        ``"unreachable: <why>"`` when the lists are not in within ``timeout``
+        seconds (the decisions, and so the routes, stay as they are).
+        """
+        if not self._reflectors:
+            return f"unreachable: {self._connect_error or 'no API client yet'}"
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(*(r.relist() for r in self._reflectors))
+        except TimeoutError:
+            errors = [r.last_error for r in self._reflectors if r.last_error]
+            why = errors[0] if errors else f"no list within {timeout:g} s"
+            return f"unreachable: {why}"
+        self._everything_dirty = True
+        self._flush()  # now, so the caller sees the new decisions applied
+        return "relisted"
+
     def reconfigure(self, pools: Sequence[PoolConfig]) -> dict[Address, Decision | None]:
         """New pools (a reload): decide every address again, now.
 

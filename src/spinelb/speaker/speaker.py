@@ -44,6 +44,7 @@ from spinelb.speaker.metrics import SpeakerMetrics
 log = logging.getLogger("spinelb.speaker")
 
 SHUTDOWN_REASON = "spinelb speaker stopping"
+RESYNC_TIMEOUT = 10.0  # seconds a resync waits for the Kubernetes lists
 LOGGED_ADDRESSES = 20  # a burst logs counts and the first few addresses, not all of them
 
 
@@ -250,6 +251,7 @@ class Speaker:
                 status=self.status,
                 metrics=self.render_metrics,
                 healthy=lambda: True,
+                actions={"/resync": self._resync_action},
             )
             await self.api.start()
         for peer in self.config.peers:
@@ -486,6 +488,44 @@ class Speaker:
                 "peers": peers,
             })
         return entries
+
+    # --- resynchronising (POST /resync) -------------------------------------------------
+
+    async def resync(self, *, timeout: float = RESYNC_TIMEOUT) -> dict[str, Any]:
+        """What an operator means by "resynchronise": the API read again, every route resent.
+
+        With a Kubernetes source, Services, EndpointSlices and the Node are listed
+        again (only the difference is applied; an unreachable API changes
+        nothing) and every address is decided anew.  Then every Established
+        peer gets its whole Adj-RIB-Out again, as after its ROUTE-REFRESH
+        (RFC 2918), and a peer waiting out its connect backoff is tried at
+        once.  Harmless when repeated.
+        """
+        kubernetes = "not configured"
+        if self.source is not None:
+            kubernetes = await self.source.relist(timeout)
+        peers = {name: self._resend(session) for name, session in self.sessions.items()}
+        addresses = sum(1 for d in self.decisions.values() if self._route(d) is not None)
+        log.info("resynchronised", extra={"kubernetes": kubernetes, "addresses": addresses,
+                                          "peers": "; ".join(f"{n}: {r}" for n, r in peers.items())})
+        return {"resynced": True, "kubernetes": kubernetes, "peers": peers, "addresses": addresses}
+
+    async def _resync_action(self) -> tuple[int, dict[str, Any]]:
+        return 200, await self.resync()
+
+    def _resend(self, session: PeerSession) -> str:
+        """Give an Established session its whole table again; what was done, for a person."""
+        session.refresh_routes()  # first bring the Adj-RIB-Out in line with the route table
+        rib = session.rib
+        if rib is None or session.state is not fsm.State.ESTABLISHED:
+            state = session.state.value
+            if session.retry_now():  # a spine fixed meanwhile: no need to wait out the backoff
+                return f"{state}, connecting now"
+            return f"{state}, not resent"
+        for family in sorted(rib.families):
+            rib.refresh(family)  # what the session does on a received ROUTE-REFRESH
+        session.schedule_pump()
+        return f"resent {rib.wanted} prefixes"
 
     # --- observer hooks (SessionObserver) -------------------------------------------
 
