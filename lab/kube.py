@@ -53,20 +53,6 @@ def node_object(worker: Host, network: str = "nmn") -> dict[str, Any]:
     }
 
 
-def pool_peers(site: Site, peer_names: dict[str, list[str]]) -> list[dict[str, Any]]:
-    """The site's pools as the speaker/controller config lists them, each on its network's peers."""
-    pools: list[dict[str, Any]] = []
-    for pool in site.pools.values():
-        entry: dict[str, Any] = {"name": pool.name, "addresses": [str(pool.cidr)]}
-        if not pool.auto_assign:
-            entry["auto_assign"] = False
-        names = peer_names.get(pool.peering)
-        if names:
-            entry["peers"] = names
-        pools.append(entry)
-    return pools
-
-
 @dataclass
 class LabCluster:
     """The API server and controller of a lab whose master runs in namespace ``ns``."""

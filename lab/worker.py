@@ -2,9 +2,9 @@
 
 Two interchangeable speakers (``--speaker``):
 
-- ``spinelb``: ``spinelb speaker --config FILE`` in the worker's namespace,
-  config rendered by :func:`speaker_config` (the format of the speaker issue,
-  section 3), pid file and log in ``lab/run/``.
+- ``spinelb``: the collection's speaker role runs it in the worker's namespace
+  (``playbooks/site.yml`` with the lab inventory), pid file, config and log in
+  ``lab/run/<namespace>/``; this module only finds, signals and stops it.
 - ``frr``: an FRR bgpd per worker announcing the same /32s on the same
   sessions (``network`` statements, outbound prefix-lists per session, the CMN
   sessions with ``local-as ... no-prepend replace-as``).  A stand-in that
@@ -22,23 +22,15 @@ import signal
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Any, Protocol
-
-import yaml
+from typing import Protocol
 
 from lab.frr import FrrRouter
-from lab.netns import Namespace, pid_alive, read_pid_file, stop_pid
+from lab.netns import LabError, Namespace, pid_alive, read_pid_file, stop_pid
 from lab.site import Announcement, Host, Site
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_DIR = REPO / "lab" / "run"
-SPINELB = REPO / ".venv" / "bin" / "spinelb"
-API_LISTEN = "127.0.0.1:7473"
 OUTSIDE_PROBE = IPv4Network("192.0.2.1/32")  # TEST-NET-1, in no pool of any site
-
-
-def peer_name(spine: Host, network: str) -> str:
-    return f"{spine.name}-{network}"
 
 
 def refusal_probes(site: Site) -> list[Announcement]:
@@ -60,58 +52,6 @@ def refusal_probes(site: Site) -> list[Announcement]:
 def worker_announcements(site: Site, worker: str) -> list[Announcement]:
     """Services and refusal probes ``worker`` announces."""
     return site.announcements(worker) + refusal_probes(site)
-
-
-def speaker_config(site: Site, worker: Host, kubeconfig: Path | None = None) -> dict[str, Any]:
-    """The spinelb speaker config of ``worker``: one peer per spine per peering network.
-
-    With ``kubeconfig``, the service addresses come from the lab's Kubernetes API
-    (the site's pools, each on its peering network's sessions) and only the
-    refusal probes are static; without, every service address is a static
-    announcement (the site's files decide).
-    """
-    peers: list[dict[str, Any]] = []
-    by_network: dict[str, list[str]] = {}
-    first = site.peering_networks[0]
-    for network in site.peering_networks:
-        source = str(worker.addresses[network.name])
-        for spine in site.spines.values():
-            name = peer_name(spine, network.name)
-            by_network.setdefault(network.name, []).append(name)
-            peers.append({
-                "name": name,
-                "address": str(spine.addresses[network.name]),
-                "asn": site.switch_asn,
-                "local_asn": network.speaker_asn,
-                "source_address": source,
-                "hold_time": site.hold,
-                "keepalive": site.keepalive,
-                "passive": False,
-                "families": ["ipv4-unicast"],
-            })
-    peers_of: dict[str, list[str]] = {}
-    static = refusal_probes(site) if kubeconfig else worker_announcements(site, worker.name)
-    for ann in static:
-        names = peers_of.setdefault(str(ann.prefix), [])
-        names += [name for name in by_network[ann.peering] if name not in names]
-    announce = [
-        {"prefix": prefix, "peers": names, "next_hop": "self"}
-        for prefix, names in peers_of.items()
-    ]
-    config: dict[str, Any] = {
-        "node_name": worker.name,
-        "router_id": str(worker.addresses[first.name]),
-        "local_asn": first.speaker_asn,
-        "api": {"listen": API_LISTEN},
-        "peers": peers,
-        "announce": announce,
-    }
-    if kubeconfig is not None:
-        from lab.kube import pool_peers
-
-        config["kubernetes"] = {"kubeconfig": str(kubeconfig)}
-        config["pools"] = pool_peers(site, by_network)
-    return config
 
 
 def frr_worker_config(site: Site, worker: Host) -> str:
@@ -202,18 +142,9 @@ class SpinelbWorker:
         return self.host_dir / "speaker.log"
 
     def start(self) -> None:
-        """Start the speaker directly (the lab's playbook run starts it through the role)."""
-        self.stop()
-        self.host_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(
-            yaml.safe_dump(speaker_config(self.site, self.worker, self.kubeconfig),
-                           sort_keys=False)
-        )
-        self.log_path.unlink(missing_ok=True)
-        proc = self.ns.popen(
-            [str(SPINELB), "speaker", "--config", str(self.config_path)], log=self.log_path
-        )
-        self.pid_path.write_text(f"{proc.pid}\n")
+        """The collection starts spinelb speakers (``playbooks/site.yml``), never the lab."""
+        raise LabError(f"{self.worker.name}: spinelb speakers are started by playbooks/site.yml "
+                       "(lab up), not by the lab")
 
     def child_pid(self) -> int | None:
         """The speaker's own pid (under the supervisor), or None."""

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import shutil
 from ipaddress import IPv4Address, IPv4Network
-from pathlib import Path
 
 import pytest
 
 from lab import bird, frr, netns
 from lab.exabgp import as_path
 from lab.site import Site, load_site
-from lab.worker import OUTSIDE_PROBE, frr_worker_config, refusal_probes, speaker_config
+from lab.worker import OUTSIDE_PROBE, frr_worker_config, refusal_probes
 
 BIRD_ECMP = """BIRD 2.0.12 ready.
 Table master4:
@@ -130,35 +129,6 @@ def test_announcements_ride_their_pools_peering_network(site: Site) -> None:
     for probe in probes:
         if probe.pool:
             assert site.pools[probe.pool].peering != probe.peering
-
-
-def test_speaker_config_shape(site: Site) -> None:
-    config = speaker_config(site, site.workers["ncn-w001"])
-    names = {p["name"] for p in config["peers"]}
-    assert names == {"sw-spine-001-nmn", "sw-spine-002-nmn", "sw-spine-001-cmn",
-                     "sw-spine-002-cmn"}
-    for peer in config["peers"]:
-        assert (peer["hold_time"], peer["keepalive"]) == (3, 1)
-        assert peer["local_asn"] == (65531 if peer["name"].endswith("nmn") else 65532)
-    by_prefix = {a["prefix"]: a["peers"] for a in config["announce"]}
-    assert len(by_prefix) == len(config["announce"])  # one entry per prefix
-    assert set(by_prefix["10.102.10.129/32"]) == {"sw-spine-001-cmn", "sw-spine-002-cmn"}
-    assert "10.92.100.222/32" not in by_prefix
-
-
-def test_speaker_config_with_kubernetes_has_pools_and_only_the_probes(site: Site,
-                                                                        tmp_path: Path) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    config = speaker_config(site, site.workers["ncn-w001"], kubeconfig)
-    assert config["kubernetes"] == {"kubeconfig": str(kubeconfig)}
-    pools = {pool["name"]: pool for pool in config["pools"]}
-    assert set(pools) == set(site.pools)
-    assert pools["customer-access"]["peers"] == ["sw-spine-001-cmn", "sw-spine-002-cmn"]
-    assert pools["hardware-management"]["peers"] == ["sw-spine-001-nmn", "sw-spine-002-nmn"]
-    assert pools["customer-management-static"]["auto_assign"] is False
-    # no service address is static any more: only the refusal probes
-    static = {a["prefix"] for a in config["announce"]}
-    assert static == {str(p.prefix) for p in refusal_probes(site)}
 
 
 @pytest.mark.skipif(shutil.which("vtysh") is None, reason="FRR's vtysh is not installed")
