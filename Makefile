@@ -1,6 +1,6 @@
 # Shortcuts for the scripts in scripts/ (a fresh Debian has no make: the README uses the
 # scripts directly).
-.PHONY: setup lab lab-down lab-show lab-kubectl test lint sanity build changelog clean
+.PHONY: setup lab lab-down lab-show lab-kubectl lab-verify lab-reconcile test lint sanity build changelog clean
 
 setup:
 	./scripts/setup.sh
@@ -17,6 +17,13 @@ lab-show:
 # kubectl against the lab's API server: make lab-kubectl ARGS='get service -A'
 lab-kubectl:
 	./scripts/lab.sh kubectl $(ARGS)
+
+# Judge every Service address of the running lab; repair what can be repaired safely.
+lab-verify:
+	.venv/bin/ansible-playbook -i inventories/lab playbooks/verify.yml
+
+lab-reconcile:
+	.venv/bin/ansible-playbook -i inventories/lab playbooks/reconcile.yml $(ARGS)
 
 test:
 	./scripts/test.sh

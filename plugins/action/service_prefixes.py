@@ -9,6 +9,13 @@ accepted paths and sessions with spine_routes ``bgp: true``); this plugin
 builds the site from the inventory, hands everything to
 :func:`spinelb.reconcile.compare` and reports.  ``checked`` fails the task when
 any address or session is not right, listing each with its evidence.
+
+``reconciled`` runs on every host that can repair something (the controller's
+host, the workers, the spines; see ``playbooks/reconcile.yml``): each computes
+the same report and plan, then does the safe actions that are its own (a worker
+asks its speaker to resynchronise, the controller's host asks the controller to
+assign pending Services, an FRR spine clears a session softly) and reports what
+it did and what is left for a person.  Check mode reports what it would do.
 """
 
 from __future__ import annotations
@@ -31,11 +38,15 @@ else:
     SPINELB_IMPORT_ERROR = None
 
 ARGUMENT_SPEC = dict(
-    state=dict(type="str", choices=["checked"], default="checked"),
+    state=dict(type="str", choices=["checked", "reconciled"], default="checked"),
     kubernetes=dict(type="dict", required=True),
     speakers=dict(type="dict", required=True),
     spines=dict(type="dict", required=True),
     ignore=dict(type="list", elements="str", default=[]),
+    speaker_api=dict(type="str", default="127.0.0.1:7473"),
+    controller_api=dict(type="str"),
+    pathspace=dict(type="str"),
+    timeout=dict(type="int", default=15),
 )
 
 
@@ -57,6 +68,14 @@ def observation(answer):
     sessions = {neighbor: (str(s.get("state")), s.get("uptime_seconds"))
                 for neighbor, s in (answer.get("sessions") or {}).items()}
     return SpineObservation(routes=routes, received=received, sessions=sessions)
+
+
+def is_ignored(address, ignored):
+    """Whether a report entry is one of ``ignored`` (a pending Service's ``ns/name`` never is)."""
+    try:
+        return ip_address(address) in ignored
+    except ValueError:
+        return False
 
 
 def speaker_status(answer):
@@ -100,12 +119,130 @@ class ActionModule(ActionBase):
             return result
         if ignored:  # deliberate announcements (the lab's refusal probes) are not judged
             report = replace(report, prefixes=tuple(
-                p for p in report.prefixes if ip_address(p.address) not in ignored))
+                p for p in report.prefixes if not is_ignored(p.address, ignored)))
+        actions = plan(report)
         result.update(report.to_dict())
         result.update(changed=False, table=report.table(),
-                      repairs=[action.to_dict() for action in plan(report)])
+                      repairs=[action.to_dict() for action in actions])
+        if args["state"] == "reconciled":
+            return self._reconcile(result, args, site, actions, task_vars)
         if not report.ok:
             problems = [f"{p.address}: {p.verdict}" for p in report.prefixes if p.verdict != "ok"]
             result.update(failed=True, msg="service prefixes not right: "
                           + (", ".join(problems) or "sessions or spines") + "\n" + report.table())
         return result
+
+    # --- state: reconciled ---------------------------------------------------------------
+
+    def _reconcile(self, result, args, site, actions, task_vars):
+        """Do this host's safe actions (or, in check mode, say which); report the rest."""
+        host = task_vars["inventory_hostname"]
+        mine, left = [], [action for action in actions if not action.safe]
+        for action in actions:
+            if not action.safe or not self._is_mine(action, host, site, args):
+                continue
+            if action.kind == "soft_clear" and site.spines[host].platform == "aoscx":
+                left.append(aoscx_soft_clear(action, site))  # no REST call clears a session
+            else:
+                mine.append(action)
+        result.update(left=[entry(action) for action in left], done=[], would_do=[])
+        if not mine:
+            return result
+        if self._task.check_mode:
+            result.update(changed=True, would_do=[entry(action, host) for action in mine])
+            return result
+        done, errors = [], []
+        for action in mine:
+            try:
+                outcome = self._do(action, args, site, task_vars)
+            except RepairError as exc:
+                errors.append(f"{action}: {exc}")
+                continue
+            done.append(dict(entry(action, host), result=outcome))
+        result.update(changed=bool(done), done=done)
+        if errors:
+            result.update(failed=True, msg="repairs failed: " + "; ".join(errors))
+        return result
+
+    @staticmethod
+    def _is_mine(action, host, site, args):
+        if action.kind == "resync_speaker":
+            return action.worker == host
+        if action.kind == "soft_clear":
+            return action.spine == host and host in site.spines
+        if action.kind == "assign":
+            return args["controller_api"] is not None
+        return False
+
+    def _do(self, action, args, site, task_vars):
+        """Carry out one action on this host; its answer (JSON or the command's output)."""
+        if action.kind == "resync_speaker":
+            return self._post(args["speaker_api"], "/resync", args["timeout"], task_vars)
+        if action.kind == "assign":  # a standby answers 409: the leader does it
+            return self._post(args["controller_api"], "/assign", args["timeout"], task_vars,
+                              also=(409,))
+        pathspace = args["pathspace"]
+        if pathspace is None:  # hostvars template it (task_vars hold it as written)
+            spine_vars = task_vars["hostvars"][task_vars["inventory_hostname"]]
+            pathspace = spine_vars.get("spine_frr_pathspace") or ""
+        argv = ["vtysh"] + (["-N", pathspace] if pathspace else [])
+        argv += ["-c", frr_soft_clear(action, site)]
+        answer = self._execute_module(module_name="ansible.builtin.command",
+                                      module_args=dict(argv=argv), task_vars=task_vars)
+        if answer.get("failed") or answer.get("rc"):
+            raise RepairError(answer.get("stderr") or answer.get("msg") or "vtysh failed")
+        return " ".join(argv[-1:])
+
+    def _post(self, api, path, timeout, task_vars, also=()):
+        answer = self._execute_module(
+            module_name="ansible.builtin.uri",
+            module_args=dict(url=api_url(api, path), method="POST", body="{}",
+                             body_format="json", return_content=True, timeout=timeout,
+                             status_code=[200, *also]),
+            task_vars=task_vars)
+        if answer.get("failed"):
+            raise RepairError(answer.get("msg") or f"POST {path} failed")
+        return answer.get("json") or answer.get("content")
+
+
+def entry(action, host=None):
+    """An action as the task returns it, with ``line`` for people (``host``: who does it)."""
+    return dict(action.to_dict(), line=f"{host}: {action}" if host else str(action))
+
+
+class RepairError(Exception):
+    """A repair the host could not carry out (the message names it)."""
+
+
+def api_url(api, path):
+    """``http://HOST:PORT/path`` for ``ADDRESS:PORT`` or ``[V6]:PORT``."""
+    host, port = api.rpartition(":")[::2]
+    if not host or not port.isdigit():
+        raise RepairError(f"an API must be ADDRESS:PORT, got {api!r}")
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}{path}"
+
+
+def session_vrf(site, spine, neighbor):
+    """The VRF of ``spine``'s session with ``neighbor`` (``default`` when not configured)."""
+    for instance in site.intent(spine).instances:
+        if any(str(n.address) == neighbor for n in instance.neighbors):
+            return instance.vrf
+    return "default"
+
+
+def frr_soft_clear(action, site):
+    """FRR's soft clear (policy in, refresh out) of one session, in its VRF."""
+    vrf = session_vrf(site, action.spine, action.neighbor)
+    scope = "" if vrf == "default" else f"vrf {vrf} "
+    return f"clear bgp {scope}{action.neighbor} soft"
+
+
+def aoscx_soft_clear(action, site):
+    """The same repair for an AOS-CX spine, for a person: its REST API clears no session."""
+    vrf = session_vrf(site, action.spine, action.neighbor)
+    command = f"clear ip bgp {action.neighbor} soft in" + ("" if vrf == "default" else f" vrf {vrf}")
+    return replace(action, kind="needs_person", spine=None, neighbor=None,
+                   reason=f"{action.reason}: on {action.spine} run `{command}` (AOS-CX offers "
+                          "no REST call for it)")

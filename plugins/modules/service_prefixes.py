@@ -21,22 +21,34 @@ description:
   - The observations are gathered by other tasks (see C(playbooks/verify.yml)), the Kubernetes
     objects with C(spinelb k8s-snapshot), each speaker with M(spinelb.fabric.speaker_info),
     each spine with M(spinelb.fabric.spine_routes) and O(spinelb.fabric.spine_routes#module:bgp).
-  - Runs on the controller; contacts nothing itself.
+  - With O(state=checked) it runs on the controller and contacts nothing itself.
+  - With O(state=reconciled) it runs on every host that can repair something (see
+    C(playbooks/reconcile.yml)). Each computes the same report and plan, then does the safe
+    repairs that are its own. On the controller's host (O(controller_api) given) it asks the
+    controller to assign the pending Services (C(POST /assign)); on a worker it asks the speaker
+    to resynchronise (C(POST /resync), which re-lists the API, resends every route and connects again
+    now to a spine whose session is down); on an FRR spine it clears a session softly
+    (C(clear bgp [vrf V] NEIGHBOR soft)). It never deletes a Service and never edits a
+    configuration; configuration drift (a leak, a missing neighbor, a static route) is left for a
+    person with what to run, C(playbooks/spines.yml). AOS-CX has no REST call that clears a
+    session, so there the soft clear is left for a person with its CLI command.
 author:
   - spinelb maintainers (@spinelb)
 attributes:
   check_mode:
     support: full
-    description: Only reads.
+    description: V(checked) only reads; V(reconciled) reports in RV(would_do) what it would do.
   diff_mode:
     support: none
-    description: Nothing changes.
+    description: Repairs change no configuration.
 options:
   state:
     description:
       - V(checked) reports and fails the task when any address or session is not right.
+      - V(reconciled) does this host's safe repairs and reports them (RV(done)) and what is left
+        for a person (RV(left)); it fails only when a repair fails.
     type: str
-    choices: [checked]
+    choices: [checked, reconciled]
     default: checked
   kubernetes:
     description:
@@ -60,12 +72,34 @@ options:
     type: list
     elements: str
     default: []
+  speaker_api:
+    description:
+      - With O(state=reconciled) on a worker, the speaker's local API, C(ADDRESS:PORT).
+    type: str
+    default: 127.0.0.1:7473
+  controller_api:
+    description:
+      - With O(state=reconciled), the local API of the controller on this host,
+        C(ADDRESS:PORT); given, this host asks it to assign the pending Services (a standby
+        answers that it does not lead, and nothing is done).
+    type: str
+  pathspace:
+    description:
+      - With O(state=reconciled) on an FRR spine, the C(vtysh -N) pathspace (default the host's
+        C(spine_frr_pathspace)).
+    type: str
+  timeout:
+    description:
+      - Seconds to wait for a speaker's or the controller's answer.
+    type: int
+    default: 15
 seealso:
   - module: spinelb.fabric.speaker_info
   - module: spinelb.fabric.spine_routes
 """
 
 EXAMPLES = r"""
+# playbooks/verify.yml and playbooks/reconcile.yml gather the inputs; in short:
 - name: Check every Service address of the site
   spinelb.fabric.service_prefixes:
     kubernetes: "{{ hostvars[groups['masters'][0]].spinelb_k8s.stdout | from_json }}"
@@ -76,6 +110,19 @@ EXAMPLES = r"""
 - name: Show the table
   ansible.builtin.debug:
     msg: "{{ prefixes.table.splitlines() }}"
+
+- name: On each worker, ask the speaker to resynchronise where the plan says so
+  spinelb.fabric.service_prefixes:
+    state: reconciled
+    kubernetes: "{{ hostvars[groups['masters'][0]].spinelb_k8s.stdout | from_json }}"
+    speakers: "{{ dict(groups['workers'] | zip(groups['workers'] | map('extract', hostvars, 'spinelb_speaker'))) }}"
+    spines: "{{ dict(groups['spines'] | zip(groups['spines'] | map('extract', hostvars, 'spinelb_spine'))) }}"
+    speaker_api: 127.0.0.1:7473
+  register: reconciled
+
+- name: Show what it did
+  ansible.builtin.debug:
+    msg: "{{ reconciled.done | map(attribute='line') | list }}"
 """
 
 RETURN = r"""
@@ -109,6 +156,27 @@ table:
   description: The report as a table for people.
   returned: always
   type: str
+done:
+  description: With O(state=reconciled), the repairs this host did, each with C(action), its
+    target, C(reason), C(addresses), C(line) for people and C(result) (the API's answer).
+  returned: when O(state=reconciled)
+  type: list
+  elements: dict
+  sample:
+    - {action: resync_speaker, worker: ncn-w002, reason: "connect to sw-spine-001 now, not after its backoff",
+       addresses: [10.92.100.222], line: "ncn-w002: resync_speaker(worker ncn-w002): ...",
+       result: {resynced: true}}
+would_do:
+  description: In check mode with O(state=reconciled), the repairs this host would do.
+  returned: when O(state=reconciled)
+  type: list
+  elements: dict
+left:
+  description: With O(state=reconciled), what is left for a person (configuration drift, a
+    speaker that does not start, an AOS-CX soft clear), each with C(line) saying what to run.
+  returned: when O(state=reconciled)
+  type: list
+  elements: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402  (documentation first)
@@ -118,11 +186,15 @@ def main():
     """Entry point: only reached without the action plugin."""
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type="str", choices=["checked"], default="checked"),
+            state=dict(type="str", choices=["checked", "reconciled"], default="checked"),
             kubernetes=dict(type="dict", required=True),
             speakers=dict(type="dict", required=True),
             spines=dict(type="dict", required=True),
             ignore=dict(type="list", elements="str", default=[]),
+            speaker_api=dict(type="str", default="127.0.0.1:7473"),
+            controller_api=dict(type="str"),
+            pathspace=dict(type="str"),
+            timeout=dict(type="int", default=15),
         ),
         supports_check_mode=True,
     )

@@ -309,7 +309,7 @@ def test_speaker_stopped_is_not_announced_and_its_speaker_needs_starting(
     down = {(s.spine, s.neighbor) for s in report.sessions if not s.established}
     assert down == {(spine, f"ncn-w003-{net}") for spine in SPINES for net in ("nmn", "cmn")}
     assert actions(report) == [
-        "needs_person: the speaker on ncn-w003 does not answer: start it (playbooks/site.yml)"
+        "needs_person: the speaker on ncn-w003 does not answer: start it (playbooks/reconcile.yml starts a stopped one)"
     ]
     assert set(plan(report)[0].addresses) == set(announced_by_w003)
 
@@ -371,7 +371,10 @@ def test_neighbor_deleted_on_a_spine_is_missing_and_needs_the_spines_playbook(
     absent = [s for s in report.sessions if s.state == "absent"]
     assert [(s.spine, s.neighbor) for s in absent] == [("sw-spine-002", "ncn-w002-nmn")]
     assert ("needs_person: sw-spine-002: neighbor ncn-w002-nmn (10.252.1.11) is missing: "
-            "run playbooks/spines.yml") in actions(report)
+            "run playbooks/spines.yml -e spine_state=replaced") in actions(report)
+    # once the neighbor is back, the speaker connects at once instead of after its backoff
+    assert ("resync_speaker(worker ncn-w002): connect to sw-spine-002 now, not after its "
+            "backoff") in actions(report)
 
 
 def test_static_route_for_a_pool_address_is_stale(healthy: Healthy) -> None:
@@ -391,7 +394,8 @@ def test_static_route_for_a_pool_address_is_stale(healthy: Healthy) -> None:
     assert not report.ok
     assert actions(report) == [
         "needs_person: sw-spine-001: remove the static route to 10.92.100.99/32, which no "
-        "Service has: run playbooks/spines.yml or delete it by hand"
+        "Service has: run playbooks/spines.yml (spinelb owns static routes to pool addresses) "
+        "or delete it by hand"
     ]
 
 
@@ -459,7 +463,31 @@ def test_cmn_session_receiving_an_nmn_address_is_leaked(healthy: Healthy) -> Non
     )
     assert actions(report) == [
         "needs_person: sw-spine-001: its configuration differs from the site's: "
-        "run playbooks/spines.yml"
+        "run playbooks/spines.yml -e spine_state=replaced",
+        "soft_clear(spine sw-spine-001, neighbor 10.102.5.14): re-apply the route-map of "
+        "ncn-w001-cmn",
+    ]
+
+
+def test_pool_address_no_service_has_accepted_on_the_wrong_network_is_leaked(
+    healthy: Healthy,
+) -> None:
+    """The lab's refusal probe (an NMN pool address sent on CMN sessions) once a route-map lets
+    it in: a leak, not merely stale, and repaired by the spines' playbook and a soft clear."""
+    obs = healthy.spine("sw-spine-001")
+    obs.received["10.102.5.14"].add(ip_network("10.92.100.255/32"))
+    report = healthy.report()
+    probe = entry(report, "10.92.100.255")
+    assert probe.verdict == "leaked"
+    assert probe.evidence == (
+        "sw-spine-001: received from ncn-w001-cmn (10.102.5.14), a cmn session; pool "
+        "node-management is carried by nmn sessions only",
+    )
+    assert actions(report) == [
+        "needs_person: sw-spine-001: its configuration differs from the site's: "
+        "run playbooks/spines.yml -e spine_state=replaced",
+        "soft_clear(spine sw-spine-001, neighbor 10.102.5.14): re-apply the route-map of "
+        "ncn-w001-cmn",
     ]
 
 
@@ -488,8 +516,11 @@ def test_nmn_next_hops_for_an_hmn_delivered_pool_are_wrong(healthy: Healthy) -> 
         "sw-spine-002: next hops 10.252.1.10 (ncn-w001 nmn), 10.252.1.11 (ncn-w002 nmn), "
         "10.252.1.12 (ncn-w003 nmn) are not among the eligible 10.254.1.16 (ncn-w001 hmn)"
     )
-    assert [a.kind for a in plan(report)] == ["needs_person"]
+    # the next-hop rewrite is the route-map's: spines.yml, then a soft clear of each session
+    assert [a.kind for a in plan(report)] == ["needs_person", *["soft_clear"] * 3]
     assert "run playbooks/spines.yml" in plan(report)[0].reason
+    assert [(a.spine, a.neighbor) for a in plan(report)[1:]] == [
+        ("sw-spine-002", hop) for hop in ("10.252.1.10", "10.252.1.11", "10.252.1.12")]
 
 
 def test_two_next_hops_for_tftp_is_not_ecmp(healthy: Healthy) -> None:
@@ -595,4 +626,4 @@ def test_path_refused_by_the_route_map_is_missing_and_needs_the_spines_playbook(
     assert ("sw-spine-002: received from ncn-w001-cmn (10.102.5.14) but refused by its "
             "route-map") in static.evidence
     assert actions(report) == ["needs_person: sw-spine-002: route-map drift: "
-                               "run playbooks/spines.yml"]
+                               "run playbooks/spines.yml -e spine_state=replaced"]

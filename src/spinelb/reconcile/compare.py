@@ -218,7 +218,7 @@ def _check_speakers(
                     "not_announced",
                     f"{worker}: speaker unreachable; it should announce ({decision.reason})",
                     needs_person(f"the speaker on {worker} does not answer: start it "
-                                 "(playbooks/site.yml)"),
+                                 "(playbooks/reconcile.yml starts a stopped one)"),
                 )
             continue
         entry = view.entries[worker].get(str(address))
@@ -279,6 +279,8 @@ def _check_spine(
                 f"{network.name} session; pool {pool.name} is carried by {pool.peering} "
                 "sessions only",
                 drift,
+                # once the route-map is right again, apply it to what the session holds now
+                soft_clear(spine, neighbor, f"re-apply the route-map of {worker}-{network.name}"),
             )
     vrf = carrying_vrf(site, pool)
     if not site.spines[spine].collapse_vrfs:
@@ -291,11 +293,20 @@ def _check_spine(
     extra_hops = {delivery_hop(site, pool, worker) for worker in extra}
     wrong = [hop for hop in have if hop not in eligible]
     if wrong:
+        # a worker's own session address as next hop: its route-map did not rewrite it; once
+        # the route-map is right again, a soft clear applies it to what the session holds
+        rewrites = [
+            soft_clear(spine, hop, f"re-apply the route-map of {worker}-{network.name}")
+            for hop in wrong
+            if hop not in extra_hops and (session := view.sessions.get(hop)) is not None
+            for worker, network in [session]
+        ]
         findings.add(
             "wrong_next_hop",
             f"{spine}: next hops {view.named(wrong)} are not among the eligible "
             f"{view.named(eligible)}",
             *([drift] if set(wrong) - extra_hops else []),
+            *rewrites,
         )
     elif desired.single_path is not None and len(have) == 1 and have != want:
         findings.add(
@@ -338,15 +349,18 @@ def _diagnose_session(
     network = pool.peering
     neighbor = str(view.site.workers[worker].addresses[network])
     who = f"{worker}-{network} ({neighbor})"
+    # a reachable speaker connects again at once when asked to resynchronise (no backoff)
+    reconnect = ([] if view.statuses[worker] is None else
+                 [resync_speaker(worker, f"connect to {spine} now, not after its backoff")])
     if neighbor not in obs.sessions:
         findings.add(verdict, f"{spine}: no neighbor {who} configured",
-                     needs_person(f"{spine}: neighbor {who} is missing: {SPINES_PLAYBOOK}"))
+                     needs_person(f"{spine}: neighbor {who} is missing: {SPINES_PLAYBOOK}"),
+                     *reconnect)
     elif not obs.established(neighbor):
         state = obs.sessions[neighbor][0]
-        speaker_down = view.statuses[worker] is None
+        check = needs_person(f"{spine}: session with {who} is {state}: check both ends")
         findings.add(verdict, f"{spine}: session with {who} is {state}",
-                     *([] if speaker_down else [needs_person(
-                         f"{spine}: session with {who} is {state}: check both ends")]))
+                     *([check, *reconnect] if reconnect else []))
     elif prefix in obs.rejected.get(neighbor, ()):
         findings.add(verdict, f"{spine}: received from {who} but refused by its route-map",
                      needs_person(f"{spine}: route-map drift: {SPINES_PLAYBOOK}"))
@@ -425,7 +439,7 @@ def _stale(view: _View, known: set[Prefix]) -> list[PrefixReport]:
     return [
         PrefixReport(
             address=_text(prefix),
-            verdict="stale",
+            verdict="leaked" if findings.lines["leaked"] else "stale",
             pool=(pool.name if (pool := _pool(site, prefix)) else None),
             evidence=findings.evidence(),
             repairs=tuple(findings.repairs),
@@ -440,10 +454,21 @@ def _stale_on_spine(
     from_workers = [n for n in obs.received_from(prefix) if n in view.sessions]
     from_spines = [n for n in obs.received_from(prefix) if n in view.spine_addresses]
     have = obs.installed(prefix, None)
+    pool = _pool(view.site, prefix)
     for neighbor in from_workers:
         worker, network = view.sessions[neighbor]
         who = f"{worker}-{network.name} ({neighbor})"
-        if view.statuses[worker] is not None and view.announces(worker, prefix):
+        if pool is not None and network.name != pool.peering:
+            # accepted on a session that must refuse the pool, Service or not: a leak
+            findings.add(
+                "leaked",
+                f"{spine}: received from {who}, a {network.name} session; pool {pool.name} "
+                f"is carried by {pool.peering} sessions only",
+                needs_person(f"{spine}: its configuration differs from the site's: "
+                             f"{SPINES_PLAYBOOK}"),
+                soft_clear(spine, neighbor, f"re-apply the route-map of {worker}-{network.name}"),
+            )
+        elif view.statuses[worker] is not None and view.announces(worker, prefix):
             findings.add("stale", f"{spine}: received from {who}, which announces it")
         else:
             findings.add("stale", f"{spine}: received from {who}, which does not announce it",
@@ -458,7 +483,8 @@ def _stale_on_spine(
             f"{spine}: installed via {view.named(have)} and received from no BGP neighbor "
             "(a static route)",
             needs_person(f"{spine}: remove the static route to {prefix}, which no Service "
-                         f"has: {SPINES_PLAYBOOK} or delete it by hand"),
+                         "has: run playbooks/spines.yml (spinelb owns static routes to pool "
+                         "addresses) or delete it by hand"),
         )
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from .report import Report
 
 ActionKind = Literal["resync_speaker", "soft_clear", "assign", "needs_person"]
-SPINES_PLAYBOOK = "run playbooks/spines.yml"
+SPINES_PLAYBOOK = "run playbooks/spines.yml -e spine_state=replaced"
 
 
 @dataclass(frozen=True, slots=True)
