@@ -12,7 +12,10 @@ host when the task is delegated (a worker's drain waits on every spine).
 With ``bgp`` it also reports what the spine's BGP has (the prefixes accepted
 from each neighbor, the sessions), parsed by :mod:`spinelb.spine.bgp_state`,
 for the reconciliation of service prefixes.  AOS-CX documents no REST resource
-for a neighbor's accepted paths, so there ``received`` is None, with a warning.
+for a neighbor's accepted paths: when the spine's connection is
+``ansible.netcommon.network_cli`` they are read with ``show ip bgp neighbors N
+routes [vrf V]`` through ``ansible.netcommon.cli_command`` (IPv4 sessions);
+otherwise ``received`` is None, with a warning.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ try:
     from spinelb.spine.bgp_state import (
         AoscxBgpReader,
         accepted_as_data,
+        aoscx_cli_accepted,
+        aoscx_cli_command,
         aoscx_sessions,
         frr_accepted,
         frr_sessions,
@@ -58,7 +63,9 @@ ARGUMENT_SPEC = dict(
     bgp=dict(type="bool", default=False),
 )
 AOSCX_NO_RECEIVED = ("AOS-CX documents no REST resource for the paths a spine accepted from a "
-                     "neighbor: received is null, only the sessions were read")
+                     "neighbor: received is null, only the sessions were read (reach the spine "
+                     "with ansible_connection ansible.netcommon.network_cli to read them)")
+NETWORK_CLI = ("ansible.netcommon.network_cli", "network_cli")
 
 
 def aoscx_tables(connection, vrfs):
@@ -140,6 +147,10 @@ class ActionModule(ActionBase):
                 tables, sessions = aoscx_read(aoscx_connection(hostvars[spine], spine), vrfs,
                                               site.switch_asn if bgp else None)
                 accepted = None
+                over_cli = (hostvars[spine].get("ansible_connection") in NETWORK_CLI
+                            and self._task.delegate_to in (None, spine))
+                if bgp and over_cli:
+                    accepted = self._aoscx_cli_accepted(site, spine, task_vars)
             else:
                 answer = self._frr_answer(args, hostvars[spine], vrfs, families(site), task_vars)
                 tables = [frr_route_table(answer["tables"][vrf]) for vrf in vrfs]
@@ -158,6 +169,22 @@ class ActionModule(ActionBase):
             if accepted is None:
                 result.setdefault("warnings", []).append(AOSCX_NO_RECEIVED)
         return result
+
+    def _aoscx_cli_accepted(self, site, spine, task_vars):
+        """Per IPv4 neighbor of the spine's intent, what it accepted, read over the CLI."""
+        accepted = {}
+        for instance in site.intent(spine).instances:
+            for neighbor in instance.neighbors:
+                if neighbor.address.version != 4:
+                    continue  # the IPv4 command only; IPv6 sessions stay unread
+                command = aoscx_cli_command(neighbor.address, instance.vrf)
+                answer = self._execute_module(
+                    module_name="ansible.netcommon.cli_command",
+                    module_args=dict(command=command), task_vars=task_vars)
+                if answer.get("failed"):
+                    raise AnsibleError(f"{command}: {answer.get('msg') or 'failed'}")
+                accepted[neighbor.address] = aoscx_cli_accepted(answer.get("stdout") or "")
+        return accepted
 
     def _frr_answer(self, args, spine_vars, vrfs, pool_families, task_vars):
         pathspace = args["pathspace"]

@@ -36,8 +36,10 @@ description:
     and its BGP sessions, for the reconciliation of service prefixes. For FRR these come from C(show bgp vrf NAME ipv4 unicast
     json) (and C(ipv6) when a pool is IPv6) and C(show bgp vrf all summary json). For AOS-CX the
     sessions come from C(system/vrfs/NAME/bgp_routers/ASN/bgp_neighbors?depth=2); AOS-CX
-    documents no REST resource for the paths accepted from a neighbor, so RV(received) is
-    null there, with a warning.
+    documents no REST resource for the paths accepted from a neighbor. When the spine's
+    C(ansible_connection) is C(ansible.netcommon.network_cli), they are read with
+    C(show ip bgp neighbors NEIGHBOR routes [vrf VRF]) through C(ansible.netcommon.cli_command)
+    for each IPv4 neighbor; otherwise RV(received) is null there, with a warning.
   - Read-only; never changes the spine.
 author:
   - spinelb maintainers (@spinelb)
@@ -145,7 +147,8 @@ received:
   description:
     - Per neighbor address, the prefixes the spine accepted from it (after inbound policy) in
       the VRFs read, sorted; every prefix, not only the pools'.
-    - Null on an AOS-CX spine, whose REST API documents no such resource.
+    - Null on an AOS-CX spine reached over REST only, whose REST API documents no such
+      resource; read over its CLI when the spine's connection is network_cli.
   returned: when O(bgp) is true
   type: dict
   sample: {"10.252.1.10": ["10.92.100.60/32", "10.92.100.71/32"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from ipaddress import ip_address
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,7 +18,7 @@ from test_deploy_documents import task_vars
 from test_spine_bgp_frr_config import collection_module
 from test_spine_model import ansible_inventory
 
-from spinelb.spine import load_site, render
+from spinelb.spine import bgp_state, load_site, render
 
 module: Any = collection_module("plugins.modules.spine_routes")
 action: Any = collection_module("plugins.action.spine_routes")
@@ -311,6 +312,64 @@ def test_aoscx_bgp_reads_the_sessions_of_every_vrf_and_says_received_is_unknown(
     assert all(method == "GET" or path in ("/rest/v10.09/login", "/rest/v10.09/logout")
                for method, path in switch.requests)
     assert switch.password not in json.dumps(result)
+
+
+#: ``show ip bgp neighbors 10.252.1.10 routes vrf CSM`` as AOS-CX prints it (its manual's layout)
+CLI_ROUTES = """Status codes: s suppressed, d damped, h history, * valid, > best, = multipath,
+              i internal, e external S Stale, R Removed
+Origin codes: i - IGP, e - EGP, ? - incomplete
+
+VRF : CSM
+Local router-id 10.2.0.2
+
+    Network            Nexthop        Metric     LocPrf     Weight Path
+*=e 10.92.100.71/32    10.252.1.10    0          100        0      65531 ?
+*>e 10.92.100.60/32    10.252.1.10    0          100        0      65531 ?
+ Re 10.92.100.99/32    10.252.1.10    0          100        0      65531 ?
+Total number of entries 3
+"""
+
+
+def test_aoscx_cli_output_gives_the_valid_paths_only() -> None:
+    assert sorted(map(str, bgp_state.aoscx_cli_accepted(CLI_ROUTES))) == [
+        "10.92.100.60/32", "10.92.100.71/32"]
+    assert bgp_state.aoscx_cli_accepted("% No such neighbor\n") == set()
+    assert bgp_state.aoscx_cli_command(ip_address("10.252.1.10"), "CSM") == (
+        "show ip bgp neighbors 10.252.1.10 routes vrf CSM")
+    assert bgp_state.aoscx_cli_command(ip_address("10.102.5.14"), "default") == (
+        "show ip bgp neighbors 10.102.5.14 routes")
+
+
+def test_aoscx_bgp_over_network_cli_reads_what_each_neighbor_was_accepted_for(
+        switch: FakeAoscx) -> None:
+    switch.resources.update({
+        "system/vrfs/default/bgp_routers/65533/bgp_neighbors?depth=2": NEIGHBORS_DEFAULT,
+        "system/vrfs/CSM/bgp_routers/65533/bgp_neighbors?depth=2": NEIGHBORS_CSM,
+    })
+    variables = with_host_vars(
+        ansible_inventory("reference-site"), "sw-spine-001", spinelb_platform="aoscx",
+        spinelb_aoscx_host="127.0.0.1", spinelb_aoscx_port=switch.port,
+        spinelb_aoscx_scheme="http", spinelb_aoscx_username=switch.username,
+        spinelb_aoscx_password=switch.password,
+        ansible_connection="ansible.netcommon.network_cli")
+    task = SimpleNamespace(args={"bgp": True}, delegate_to=None, async_val=0, check_mode=False,
+                           action="spinelb.fabric.spine_routes")
+    connection = SimpleNamespace(_shell=SimpleNamespace(tmpdir="/nonexistent"))
+    plugin = action.ActionModule(task, connection, SimpleNamespace(), None, None)
+    commands: list[str] = []
+
+    def execute_module(module_name: str, module_args: dict[str, Any], **_: Any) -> Any:
+        assert module_name == "ansible.netcommon.cli_command"
+        commands.append(module_args["command"])
+        return {"stdout": CLI_ROUTES if "10.252.1.10 " in module_args["command"] else ""}
+    plugin._execute_module = execute_module
+    result = plugin.run(task_vars=variables)
+    assert not result.get("failed"), result
+    assert "show ip bgp neighbors 10.252.1.10 routes vrf CSM" in commands
+    assert "show ip bgp neighbors 10.102.5.14 routes" in commands
+    assert result["received"]["10.252.1.10"] == ["10.92.100.60/32", "10.92.100.71/32"]
+    assert result["received"]["10.102.5.14"] == []
+    assert not any("received is null" in warning for warning in result.get("warnings", []))
 
 
 def test_aoscx_bgp_fails_naming_the_vrf_when_the_switch_has_no_such_bgp_router(

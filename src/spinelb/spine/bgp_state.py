@@ -9,13 +9,17 @@ that is not Established explains a missing next hop.  Paths FRR refused by
 policy are not in the table at all, so everything here passed the spine's
 inbound route-maps.  :class:`AoscxBgpReader` reads the AOS-CX answers.
 
-AOS-CX documents no REST resource for a neighbor's accepted paths, so on that
-platform only the sessions are known (state, remote AS, description; no uptime
-and no prefix count, which its neighbor resource does not document either).
+AOS-CX documents no REST resource for a neighbor's accepted paths: over REST
+only the sessions are known (state, remote AS, description; no uptime and no
+prefix count, which its neighbor resource does not document either).  Where
+the spine is also reached over its CLI, ``show ip bgp neighbors N routes [vrf
+V]`` lists what it accepted from N (:func:`aoscx_cli_command`,
+:func:`aoscx_cli_accepted`).
 """
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -133,6 +137,31 @@ def aoscx_sessions(data: Mapping[str, Any], vrf: str) -> dict[Address, Session]:
             accepted=None,
         )
     return sessions
+
+
+#: A path line of AOS-CX's ``show ip bgp ... routes``: its status codes, then the network.
+_AOSCX_PATH = re.compile(r"^\s*(?P<codes>[sdh*>=ieSR][sdh*>=ieSR ]{0,7}?)\s+"
+                         r"(?P<network>[0-9A-Fa-f:.]+/\d{1,3})\s")
+
+
+def aoscx_cli_command(neighbor: Address, vrf: str) -> str:
+    """AOS-CX's command for the IPv4 routes received and accepted from ``neighbor`` in ``vrf``."""
+    return f"show ip bgp neighbors {neighbor} routes" + ("" if vrf == "default" else f" vrf {vrf}")
+
+
+def aoscx_cli_accepted(text: str) -> set[Prefix]:
+    """The networks of the valid paths (status ``*``, not ``R`` removed) in the output of
+    :func:`aoscx_cli_command`: what the spine accepted from that neighbor after its policy."""
+    accepted: set[Prefix] = set()
+    for line in text.splitlines():
+        match = _AOSCX_PATH.match(line)
+        if match is None or "*" not in match["codes"] or "R" in match["codes"]:
+            continue
+        try:
+            accepted.add(ip_network(match["network"]))
+        except ValueError:
+            continue
+    return accepted
 
 
 def merge_accepted(parts: Iterable[Accepted]) -> Accepted:
