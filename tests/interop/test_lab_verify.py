@@ -82,7 +82,11 @@ def test_verify_reports_every_seed_address_ok(lab: SiteLab) -> None:
     output = lab.playbook("verify.yml")
     assert HEALTHY in output
     assert "sessions: 14 of 14 established" in output
-    assert re.search(r"10\.92\.100\.222\s+ok\s+node-management\s+1/1\s+1/1", output)  # KEA
+    # KEA: only ncn-w002 has an endpoint, so one next hop, its NMN address, on both spines
+    assert re.search(r"10\.92\.100\.222\s+ok\s+node-management\s+1/1\s+1/1\s+10\.252\.1\.11\s",
+                     output)
+    assert re.search(r"10\.92\.100\.71\s+ok\s+node-management\s+3/3\s+3/3\s+"
+                     r"10\.252\.1\.10 10\.252\.1\.11 10\.252\.1\.12\s", output)
 
 
 def test_verify_and_reconcile_change_nothing_on_a_healthy_site(lab: SiteLab) -> None:

@@ -274,13 +274,16 @@ def test_report_json_and_table(healthy: Healthy) -> None:
     text = report.table()
     lines = text.splitlines()
     assert lines[0].split() == ["ADDRESS", "VERDICT", "POOL", "SW-SPINE-001", "SW-SPINE-002",
-                                "SERVICES"]
+                                "NEXT", "HOPS", "SERVICES"]
     kea_line = next(line for line in lines if line.startswith(KEA))
-    assert kea_line.split()[:5] == [KEA, "ok", "node-management", "1/1", "1/1"]
+    assert kea_line.split() == [KEA, "ok", "node-management", "1/1", "1/1", "10.252.1.11",
+                                "services/cray-dhcp-kea-udp-nmn"]
+    istio = next(line for line in lines if line.startswith("10.92.100.71 "))
+    assert "10.252.1.10 10.252.1.11 10.252.1.12" in istio
     # columns aligned: every address row has its verdict where the header has VERDICT
     column = lines[0].index("VERDICT")
     assert all(line[column:].startswith("ok") for line in lines[1:17])
-    assert "(per spine: next hops installed/wanted)" in text
+    assert "(per spine: next hops installed/wanted; NEXT HOPS: those installed" in text
     assert "sessions: 16 of 16 established" in text
     assert text.rstrip().endswith("16 addresses: ok 16")
 

@@ -139,7 +139,8 @@ class Report:
     def table(self) -> str:
         """The report as a person reads it: addresses, evidence, sessions, counts."""
         spines = sorted({name for prefix in self.prefixes for name in prefix.spines})
-        header = ("ADDRESS", "VERDICT", "POOL", *(s.upper() for s in spines), "SERVICES")
+        header = ("ADDRESS", "VERDICT", "POOL", *(s.upper() for s in spines), "NEXT HOPS",
+                  "SERVICES")
         rows: list[tuple[str, ...]] = [header]
         for prefix in self.prefixes:
             rows.append(
@@ -148,12 +149,14 @@ class Report:
                     prefix.verdict,
                     prefix.pool or "-",
                     *(_hops_cell(prefix.spines.get(spine)) for spine in spines),
+                    _installed(prefix),
                     ", ".join(prefix.services) or "-",
                 )
             )
         lines = _aligned(rows)
         if spines:
-            lines.append("(per spine: next hops installed/wanted)")
+            lines.append("(per spine: next hops installed/wanted; NEXT HOPS: those installed, "
+                         "the same on every spine)")
         problems = self.problems()
         if problems:
             lines.append("")
@@ -184,6 +187,16 @@ def _hops_cell(hops: SpineNextHops | None) -> str:
     if hops is None or (not hops.have and not hops.want):
         return "-"
     return f"{len(hops.have)}/{len(hops.want)}"
+
+
+def _installed(prefix: PrefixReport) -> str:
+    """The next hops installed for ``prefix`` when every spine has the same, else a pointer."""
+    sets = {hops.have for hops in prefix.spines.values()}
+    if not sets or sets == {()}:
+        return "-"
+    if len(sets) > 1:
+        return "differ per spine"
+    return " ".join(next(iter(sets)))
 
 
 def _aligned(rows: list[tuple[str, ...]]) -> list[str]:
