@@ -278,17 +278,22 @@ NEIGHBORS_CSM = {
 }
 
 
-def test_aoscx_bgp_reads_the_sessions_of_every_vrf_and_says_received_is_unknown(
-        switch: FakeAoscx) -> None:
+def aoscx_spine(switch: FakeAoscx, **extra: Any) -> dict[str, Any]:
+    """``task_vars`` for sw-spine-001 as an AOS-CX spine behind ``switch``, with its sessions."""
     switch.resources.update({
         "system/vrfs/default/bgp_routers/65533/bgp_neighbors?depth=2": NEIGHBORS_DEFAULT,
         "system/vrfs/CSM/bgp_routers/65533/bgp_neighbors?depth=2": NEIGHBORS_CSM,
     })
-    variables = with_host_vars(
+    return with_host_vars(
         ansible_inventory("reference-site"), "sw-spine-001", spinelb_platform="aoscx",
         spinelb_aoscx_host="127.0.0.1", spinelb_aoscx_port=switch.port,
         spinelb_aoscx_scheme="http", spinelb_aoscx_username=switch.username,
-        spinelb_aoscx_password=switch.password)
+        spinelb_aoscx_password=switch.password, **extra)
+
+
+def test_aoscx_bgp_reads_the_sessions_of_every_vrf_and_says_received_is_unknown(
+        switch: FakeAoscx) -> None:
+    variables = aoscx_spine(switch)
     result, calls = run_action({"bgp": True}, variables)
     assert not result.get("failed"), result
     assert calls == []  # AOS-CX is read from the controller, never through the module
@@ -342,16 +347,7 @@ def test_aoscx_cli_output_gives_the_valid_paths_only() -> None:
 
 def test_aoscx_bgp_over_network_cli_reads_what_each_neighbor_was_accepted_for(
         switch: FakeAoscx) -> None:
-    switch.resources.update({
-        "system/vrfs/default/bgp_routers/65533/bgp_neighbors?depth=2": NEIGHBORS_DEFAULT,
-        "system/vrfs/CSM/bgp_routers/65533/bgp_neighbors?depth=2": NEIGHBORS_CSM,
-    })
-    variables = with_host_vars(
-        ansible_inventory("reference-site"), "sw-spine-001", spinelb_platform="aoscx",
-        spinelb_aoscx_host="127.0.0.1", spinelb_aoscx_port=switch.port,
-        spinelb_aoscx_scheme="http", spinelb_aoscx_username=switch.username,
-        spinelb_aoscx_password=switch.password,
-        ansible_connection="ansible.netcommon.network_cli")
+    variables = aoscx_spine(switch, ansible_connection="ansible.netcommon.network_cli")
     task = SimpleNamespace(args={"bgp": True}, delegate_to=None, async_val=0, check_mode=False,
                            action="spinelb.fabric.spine_routes")
     connection = SimpleNamespace(_shell=SimpleNamespace(tmpdir="/nonexistent"))
