@@ -13,13 +13,15 @@ any address or session is not right, listing each with its evidence.
 ``reconciled`` runs on every host that can repair something (the controller's
 host, the workers, the spines; see ``playbooks/reconcile.yml``): each computes
 the same report and plan, then does the safe actions that are its own (a worker
-asks its speaker to resynchronise, the controller's host asks the controller to
+asks its speaker to resynchronise or to withdraw a stale static announcement,
+the controller's host asks the controller to
 assign pending Services, an FRR spine clears a session softly) and reports what
 it did and what is left for a person.  Check mode reports what it would do.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import replace
 from ipaddress import ip_address, ip_network
 
@@ -166,7 +168,7 @@ class ActionModule(ActionBase):
 
     @staticmethod
     def _is_mine(action, host, site, args):
-        if action.kind == "resync_speaker":
+        if action.kind in ("resync_speaker", "withdraw_static"):
             return action.worker == host
         if action.kind == "soft_clear":
             return action.spine == host and host in site.spines
@@ -178,6 +180,10 @@ class ActionModule(ActionBase):
         """Carry out one action on this host; its answer (JSON or the command's output)."""
         if action.kind == "resync_speaker":
             return self._post(args["speaker_api"], "/resync", args["timeout"], task_vars)
+        if action.kind == "withdraw_static":
+            query = urllib.parse.urlencode({"prefix": action.prefix})
+            return self._post(args["speaker_api"], f"/withdraw?{query}", args["timeout"],
+                              task_vars)
         if action.kind == "assign":  # a standby answers 409: the leader does it
             return self._post(args["controller_api"], "/assign", args["timeout"], task_vars,
                               also=(409,))

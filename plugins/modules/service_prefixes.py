@@ -27,7 +27,8 @@ description:
     repairs that are its own. On the controller's host (O(controller_api) given) it asks the
     controller to assign the pending Services (C(POST /assign)); on a worker it asks the speaker
     to resynchronise (C(POST /resync), which re-lists the API, resends every route and connects again
-    now to a spine whose session is down); on an FRR spine it clears a session softly
+    now to a spine whose session is down) or to withdraw a static announcement of a pool address no Service
+    has until its config file is loaded again (C(POST /withdraw)); on an FRR spine it clears a session softly
     (C(clear bgp [vrf V] NEIGHBOR soft)). It never deletes a Service and never edits a
     configuration; configuration drift (a leak, a missing neighbor, a static route) is left for a
     person with what to run, C(playbooks/spines.yml). AOS-CX has no REST call that clears a

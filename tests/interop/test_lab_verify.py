@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from lab.netns import wait_for
 from lab.reference_site import SiteLab
 from lab.site import load_site
 from lab.topology import speaker_available
@@ -208,7 +210,22 @@ def test_a_route_map_edited_to_accept_an_nmn_address_on_a_cmn_session_is_leaked(
         output = reconciled(lab, *judged)  # re-applies it to what the session holds now
         assert (f"sw-spine-001: soft_clear(spine sw-spine-001, neighbor {session}): re-apply "
                 "the route-map of ncn-w001-cmn") in output, output[-3000:]
+        # judged, the probe is also a static announcement no Service has: each worker
+        # withdraws it until its config file is loaded again, and a person is told
+        for worker in lab.site.workers:
+            assert (f"{worker}: withdraw_static(worker {worker}, prefix {PROBE}/32): a pool's "
+                    "address no Service has") in output, output[-3000:]
+        assert f"remove {PROBE}/32 from the speaker's static announcements" in output
         assert HEALTHY in verified(lab)
+        # gone from what the spine received on the session (kept even where refused)
+        received = f"show bgp ipv4 unicast neighbors {session} received-routes json"
+        assert PROBE not in json.dumps(spine.json(received))
+
+        # the probe is the lab's on purpose: a reload of each speaker's file brings it back
+        for worker in lab.site.workers.values():
+            lab.worker_speaker("spinelb", worker).signal(signal.SIGHUP)
+        wait_for(lambda: PROBE in json.dumps(spine.json(received)), timeout=30,
+                 what="the probe back on the session after each speaker's reload")
         after = failed_verify(lab, *judged)
         assert re.search(rf"{re.escape(PROBE)}\s+stale", after), after[-3000:]
     finally:

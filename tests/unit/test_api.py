@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from spinelb.config import parse_config
 from spinelb.speaker import api
-from spinelb.speaker.api import Action, ApiServer, SpeakerStatus, announced_status
+from spinelb.speaker.api import Action, ApiServer, Query, SpeakerStatus, announced_status
 from spinelb.speaker.metrics import SpeakerMetrics
 
 STATUS: SpeakerStatus = {
@@ -180,9 +180,11 @@ class Resync:
     def __init__(self, status: int = 200) -> None:
         self.calls = 0
         self.status = status
+        self.query: Query = {}
 
-    async def __call__(self) -> tuple[int, dict[str, object]]:
+    async def __call__(self, query: Query) -> tuple[int, dict[str, object]]:
         self.calls += 1
+        self.query = query
         return self.status, {"resynced": True, "calls": self.calls}
 
 
@@ -196,6 +198,11 @@ def test_post_runs_the_action_and_answers_its_json() -> None:
             assert reply.headers["Content-Type"] == "application/json"
             assert json.loads(reply.body) == {"resynced": True, "calls": calls}
         assert resync.calls == 2
+        assert resync.query == {}
+        reply = await asyncio.to_thread(http, server.port, "/resync?prefix=a&prefix=b%2F32",
+                                        "POST")
+        assert reply.status == 200
+        assert resync.query == {"prefix": ["a", "b/32"]}
 
     serve(check, actions={"/resync": resync})
 
@@ -270,7 +277,7 @@ def test_a_body_that_never_arrives_times_out(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_a_failing_action_is_500_and_the_server_carries_on() -> None:
-    async def broken() -> tuple[int, dict[str, object]]:
+    async def broken(query: Query) -> tuple[int, dict[str, object]]:
         raise RuntimeError("boom")
 
     async def check(server: ApiServer) -> None:

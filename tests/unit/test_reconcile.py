@@ -423,6 +423,26 @@ def test_speaker_announcing_an_address_no_service_has_is_stale(healthy: Healthy)
     assert [(a.kind, a.worker) for a in plan(report)] == [("resync_speaker", "ncn-w002")]
 
 
+def test_static_announcement_of_a_pool_address_no_service_has_is_stale_and_withdrawn(
+        healthy: Healthy) -> None:
+    status = healthy.speakers["ncn-w003"]
+    assert status is not None
+    status["announced"] = [{"prefix": "10.102.10.177/32", "peers": ["sw-spine-001-cmn"],
+                            "next_hop": "self"}]
+    report = healthy.report()
+    stale = entry(report, "10.102.10.177")
+    assert stale.verdict == "stale"
+    assert stale.evidence == ("ncn-w003: a static announcement to sw-spine-001-cmn",)
+    assert actions(report) == [
+        "withdraw_static(worker ncn-w003, prefix 10.102.10.177/32): a pool's address no "
+        "Service has",
+        "needs_person: ncn-w003: remove 10.102.10.177/32 from the speaker's static "
+        "announcements (speaker_announce) and run playbooks/site.yml, or it returns when the "
+        "speaker's config is next loaded",
+    ]
+    assert plan(report)[0].to_dict()["prefix"] == "10.102.10.177/32"
+
+
 def test_service_without_ingress_is_pending_and_the_controller_is_asked(
     healthy: Healthy,
 ) -> None:

@@ -17,7 +17,13 @@ from test_spine_bgp_frr_config import collection_module
 from test_spine_model import ansible_inventory
 from test_spine_routes_plugin import with_host_vars
 
-from spinelb.reconcile.repair import assign, needs_person, resync_speaker, soft_clear
+from spinelb.reconcile.repair import (
+    assign,
+    needs_person,
+    resync_speaker,
+    soft_clear,
+    withdraw_static,
+)
 from spinelb.spine import load_site
 
 action: Any = collection_module("plugins.action.service_prefixes")
@@ -26,6 +32,7 @@ site_inventory: Any = collection_module("plugins.module_utils.site_inventory")
 PLAN = [
     assign("istio-system/istio-ingressgateway-cmn", "no address in status"),
     resync_speaker("ncn-w002", "connect to sw-spine-001 now, not after its backoff"),
+    withdraw_static("ncn-w003", "10.102.10.177/32", "a pool's address no Service has"),
     soft_clear("sw-spine-001", "10.252.1.11", "ask ncn-w002-nmn (10.252.1.11) to resend"),
     soft_clear("sw-spine-001", "10.102.5.14", "re-apply the route-map of ncn-w001-cmn"),
     soft_clear("sw-spine-002", "10.252.1.12", "a stale path"),
@@ -153,3 +160,13 @@ def test_ignore_judges_a_pending_service_keyed_by_name() -> None:
     assert action.is_ignored("10.92.100.255", ignored)
     assert not action.is_ignored("10.92.100.71", ignored)
     assert not action.is_ignored("istio-system/istio-ingressgateway-cmn", ignored)
+
+
+def test_a_worker_withdraws_its_own_stale_static_announcement() -> None:
+    w003 = Host("ncn-w003")
+    result = w003.reconcile()
+    assert [call[1]["url"] for call in w003.calls] == [
+        "http://127.0.0.1:7473/withdraw?prefix=10.102.10.177%2F32"]
+    assert lines(result["done"]) == [
+        "ncn-w003: withdraw_static(worker ncn-w003, prefix 10.102.10.177/32): a pool's address "
+        "no Service has"]

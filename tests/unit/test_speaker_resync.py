@@ -202,3 +202,56 @@ def test_resync_without_kubernetes_resends_to_established_peers_only() -> None:
             await spine.shutdown("test over")
 
     asyncio.run(scenario())
+
+
+def test_withdraw_takes_a_static_announcement_off_the_wire_until_the_file_is_loaded_again(
+        tmp_path: Path) -> None:
+    """``POST /withdraw?prefix=P`` (reconciliation's repair of a stale static announcement):
+    the spine sees P withdrawn and nothing else; a prefix that is not static is refused,
+    naming it, with nothing changed; a reload from the unchanged file announces P again."""
+    async def scenario() -> None:
+        port = free_port()
+        announcer = {
+            "node_name": "ncn-w001", "router_id": "10.252.1.10", "local_asn": 65531,
+            "api": {"listen": f"127.0.0.1:{free_port()}"},
+            "peers": [{"name": "spine", "address": "127.0.0.1", "asn": 65533, "port": port,
+                       "source_address": "127.0.0.2", "hold_time": 3}],
+            "announce": [{"prefix": f"10.92.0.{i}/32", "next_hop": "10.252.1.10"}
+                         for i in range(5)],
+        }
+        receiver = {
+            "node_name": "sw-spine-001", "router_id": "10.2.0.2", "local_asn": 65533,
+            "api": {"listen": None}, "listen": {"address": "127.0.0.1", "port": port},
+            "peers": [{"name": "w001", "address": "127.0.0.2", "asn": 65531, "passive": True,
+                       "hold_time": 3}],
+        }
+        config_file = tmp_path / "speaker.yaml"
+        config_file.write_text(yaml.safe_dump(announcer))
+        speaker = Speaker(parse_config(announcer), config_path=config_file)
+        spine = Spine(parse_config(receiver))
+        await spine.start()
+        await speaker.start()
+        try:
+            await wait_for(lambda: len(spine.routes) == 5)
+            code, answer = await post(api_port(speaker), "/withdraw?prefix=10.92.0.3%2F32")
+            assert (code, answer["withdrawn"]) == (200, ["10.92.0.3/32"])
+            await wait_for(lambda: len(spine.routes) == 4)
+            assert [str(p) for kind, p in spine.log if kind == "withdraw"] == ["10.92.0.3/32"]
+            assert speaker.status()["withdrawn"] == ["10.92.0.3/32"]
+
+            for bad in ("10.92.0.9/32", "not-a-prefix"):
+                code, answer = await post(api_port(speaker), f"/withdraw?prefix={bad}")
+                assert code == 400 and bad in answer["error"], answer
+                assert answer["error"].startswith("prefix: ")
+            code, answer = await post(api_port(speaker), "/withdraw")
+            assert code == 400 and answer["error"].startswith("prefix: ")
+            assert len(speaker.config.announcements) == 4
+
+            await speaker.reload()  # the file still has it
+            await wait_for(lambda: len(spine.routes) == 5)
+            assert speaker.status()["withdrawn"] == []
+        finally:
+            await speaker.shutdown("test over")
+            await spine.shutdown("test over")
+
+    asyncio.run(scenario())

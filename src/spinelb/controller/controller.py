@@ -38,7 +38,7 @@ from spinelb.k8s.events import EventRecorder
 from spinelb.k8s.lease import LeaderElector
 from spinelb.k8s.objects import ServiceInfo, owned, service_info
 from spinelb.k8s.reflector import Reflector
-from spinelb.speaker.api import ApiServer
+from spinelb.speaker.api import ApiServer, Query
 
 log = logging.getLogger("spinelb.controller")
 
@@ -404,7 +404,7 @@ class Controller:
             holder = (lease.get("spec") or {}).get("holderIdentity") or None
         return {"leader": False, "holder": holder}
 
-    async def _assign_action(self) -> tuple[int, dict[str, object]]:
+    async def _assign_action(self, query: Query) -> tuple[int, dict[str, object]]:
         answer = await self.assign_pending()
         return (200 if answer["leader"] else 409), answer
 

@@ -32,7 +32,15 @@ from .desired import (
     worker_sessions,
 )
 from .observations import SpineObservation
-from .repair import SPINES_PLAYBOOK, Action, assign, needs_person, resync_speaker, soft_clear
+from .repair import (
+    SPINES_PLAYBOOK,
+    Action,
+    assign,
+    needs_person,
+    resync_speaker,
+    soft_clear,
+    withdraw_static,
+)
 from .report import VERDICTS, PrefixReport, Report, SessionReport, SpineNextHops
 
 #: The verdicts found by comparison, in the order they win (``ok`` when none applies).
@@ -418,8 +426,10 @@ def _stale(view: _View, known: set[Prefix]) -> list[PrefixReport]:
                 finding(prefix).add(
                     "stale",
                     f"{worker}: a static announcement to {', '.join(peers) or 'no peer'}",
+                    withdraw_static(worker, str(prefix), "a pool's address no Service has"),
                     needs_person(f"{worker}: remove {prefix} from the speaker's static "
-                                 "announcements (speaker_announce) and run playbooks/site.yml"),
+                                 "announcements (speaker_announce) and run playbooks/site.yml, "
+                                 "or it returns when the speaker's config is next loaded"),
                 )
     for spine, obs in view.spines.items():
         candidates = {

@@ -8,6 +8,9 @@ Four kinds of action, each idempotent and harmless when repeated:
 - ``soft_clear(spine, neighbor)``: a soft inbound clear (route refresh) of one
   session on a spine whose table is stale or lacks a route;
 - ``assign(service)``: ask the controller to assign a pending Service's address;
+- ``withdraw_static(worker, prefix)``: ask a speaker to stop announcing a static
+  announcement in a pool that no Service has, until its config file is next
+  loaded (the inventory still needs correcting: a ``needs_person`` says so);
 - ``needs_person(reason)``: anything that is spine or speaker configuration
   drift (leaks, wrong next hops, static routes): the reason says what to run.
 
@@ -21,7 +24,7 @@ from typing import Any, Literal
 
 from .report import Report
 
-ActionKind = Literal["resync_speaker", "soft_clear", "assign", "needs_person"]
+ActionKind = Literal["resync_speaker", "soft_clear", "assign", "withdraw_static", "needs_person"]
 SPINES_PLAYBOOK = "run playbooks/spines.yml -e spine_state=replaced"
 
 
@@ -35,13 +38,15 @@ class Action:
     spine: str | None = None
     neighbor: str | None = None  # the neighbor's address on the spine
     service: str | None = None  # "namespace/name"
+    prefix: str | None = None  # a static announcement to withdraw
     addresses: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str | None, ...]:
         """What makes two actions the same action (the reason only tells people apart)."""
         reason = self.reason if self.kind == "needs_person" else None
-        return (self.kind, self.worker, self.spine, self.neighbor, self.service, reason)
+        return (self.kind, self.worker, self.spine, self.neighbor, self.service, self.prefix,
+                reason)
 
     @property
     def safe(self) -> bool:
@@ -50,7 +55,7 @@ class Action:
 
     def to_dict(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"action": self.kind}
-        for name in ("worker", "spine", "neighbor", "service"):
+        for name in ("worker", "spine", "neighbor", "service", "prefix"):
             value = getattr(self, name)
             if value is not None:
                 entry[name] = value
@@ -61,7 +66,7 @@ class Action:
     def __str__(self) -> str:
         target = ", ".join(
             f"{name} {value}"
-            for name in ("worker", "spine", "neighbor", "service")
+            for name in ("worker", "spine", "neighbor", "service", "prefix")
             if (value := getattr(self, name)) is not None
         )
         head = f"{self.kind}({target})" if target else self.kind
@@ -78,6 +83,10 @@ def soft_clear(spine: str, neighbor: str, reason: str) -> Action:
 
 def assign(service: str, reason: str) -> Action:
     return Action("assign", reason, service=service)
+
+
+def withdraw_static(worker: str, prefix: str, reason: str) -> Action:
+    return Action("withdraw_static", reason, worker=worker, prefix=prefix)
 
 
 def needs_person(reason: str) -> Action:

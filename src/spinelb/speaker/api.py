@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypedDict
@@ -50,8 +51,12 @@ _REASONS = {
 _TEXT = "text/plain; charset=utf-8"
 _JSON = "application/json"
 
-#: An operator action behind ``POST <path>``: the HTTP status and the JSON body of its answer.
-Action = Callable[[], Awaitable[tuple[int, Mapping[str, object]]]]
+#: The query of a request, ``?prefix=a&prefix=b`` as ``{"prefix": ["a", "b"]}``.
+Query = Mapping[str, list[str]]
+
+#: An operator action behind ``POST <path>``, given the request's query: the HTTP status and
+#: the JSON body of its answer.
+Action = Callable[[Query], Awaitable[tuple[int, Mapping[str, object]]]]
 
 
 class PeerStatus(TypedDict):
@@ -104,6 +109,7 @@ class SpeakerStatus(TypedDict):
     version: str
     peers: list[PeerStatus]
     announced: list[AnnouncedStatus]
+    withdrawn: list[str]  # static announcements an operator withdrew until the next reload
     kubernetes: KubernetesStatus | None
     services: list[ServiceAddressStatus]
 
@@ -202,7 +208,7 @@ class ApiServer:
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
             return _Answer(400, _TEXT, b"bad request\n")
         method, target, _ = parts
-        path = target.split("?", 1)[0]
+        path, _, query = target.partition("?")
         action = self._actions.get(path)
         if path in GET_PATHS:
             if method != "GET":
@@ -219,7 +225,7 @@ class ApiServer:
         if refused is not None:
             return refused
         try:
-            status, body = await action()
+            status, body = await action(urllib.parse.parse_qs(query))
         except Exception:
             log.exception("api action failed", extra={"path": path})
             return _Answer(500, _TEXT, b"internal error\n")

@@ -18,8 +18,8 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, ip_network
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from spinelb.config import (
     family_name,
     load_config,
 )
-from spinelb.speaker.api import ApiServer, ServiceAddressStatus, announced_status
+from spinelb.speaker.api import ApiServer, Query, ServiceAddressStatus, announced_status
 from spinelb.speaker.k8s_source import Decision, KubernetesSource
 from spinelb.speaker.metrics import SpeakerMetrics
 
@@ -224,6 +224,7 @@ class Speaker:
         self.listener: Listener | None = None
         self.source: KubernetesSource | None = None
         self.decisions: dict[Address, Decision] = {}  # the source's, as last applied
+        self.withdrawn: set[Prefix] = set()  # static announcements withdrawn by an operator
         self._stop = asyncio.Event()
 
     # --- running -------------------------------------------------------------
@@ -251,7 +252,7 @@ class Speaker:
                 status=self.status,
                 metrics=self.render_metrics,
                 healthy=lambda: True,
-                actions={"/resync": self._resync_action},
+                actions={"/resync": self._resync_action, "/withdraw": self._withdraw_action},
             )
             await self.api.start()
         for peer in self.config.peers:
@@ -321,6 +322,7 @@ class Speaker:
             log.error("config reload failed", extra={"error": str(err)})
             return
         await self.apply(new)
+        self.withdrawn.clear()  # the file is the config again
         _settle()
 
     async def apply(self, new: SpeakerConfig) -> None:
@@ -510,8 +512,43 @@ class Speaker:
                                           "peers": "; ".join(f"{n}: {r}" for n, r in peers.items())})
         return {"resynced": True, "kubernetes": kubernetes, "peers": peers, "addresses": addresses}
 
-    async def _resync_action(self) -> tuple[int, dict[str, Any]]:
+    async def _resync_action(self, query: Query) -> tuple[int, dict[str, Any]]:
         return 200, await self.resync()
+
+    async def withdraw_static(self, prefixes: Iterable[Prefix]) -> dict[str, Any]:
+        """Stop announcing static ``prefixes`` until the config file is next loaded.
+
+        For an announcement no Service stands behind (reconciliation's
+        ``stale``): the running config loses those announcements and every
+        session gets the difference, as on a reload; the file is not touched,
+        so the next reload or restart announces them again unless the file
+        changed.  Refuses, changing nothing, a prefix that is not a static
+        announcement.
+        """
+        wanted = set(prefixes)
+        static = {ann.prefix for ann in self.config.announcements}
+        unknown = sorted(str(p) for p in wanted - static)
+        if unknown:
+            raise ValueError(f"prefix: {', '.join(unknown)} is not a static announcement of "
+                             "this speaker")
+        kept = tuple(ann for ann in self.config.announcements if ann.prefix not in wanted)
+        self.withdrawn |= wanted
+        await self.apply(replace(self.config, announcements=kept))
+        done = sorted(str(p) for p in wanted)
+        log.warning("static announcements withdrawn until the next reload",
+                    extra={"prefixes": ",".join(done)})
+        return {"withdrawn": done, "until": "the config file is loaded again (reload, restart)"}
+
+    async def _withdraw_action(self, query: Query) -> tuple[int, dict[str, Any]]:
+        texts = query.get("prefix") or []
+        if not texts:
+            return 400, {"error": "prefix: give one or more, ?prefix=10.92.100.255/32"}
+        try:
+            prefixes = [ip_network(text) for text in texts]
+            return 200, await self.withdraw_static(prefixes)
+        except ValueError as err:
+            return 400, {"error": str(err) if str(err).startswith("prefix") else
+                         f"prefix: {err}"}
 
     def _resend(self, session: PeerSession) -> str:
         """Give an Established session its whole table again; what was done, for a person."""
@@ -566,6 +603,7 @@ class Speaker:
             "version": __version__,
             "peers": peers,
             "announced": announced_status(self.config.announcements),
+            "withdrawn": sorted(str(p) for p in self.withdrawn),
             "kubernetes": None if self.source is None else self.source.status(),
             "services": self.services_status(),
         }
