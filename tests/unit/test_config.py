@@ -551,6 +551,12 @@ def test_diff_peers_added_removed_and_changed() -> None:
     assert [p.name for p in back.peers_removed] == ["spine-3"]
 
 
+def test_diff_send_hold_time_change_resets_the_session() -> None:
+    diff = config_diff(config_of(with_peer()), config_of(with_peer(send_hold_time=600)))
+    (change,) = diff.peers_changed
+    assert change.settings == ("send_hold_time",) and change.resets_session
+
+
 def test_diff_password_change_is_named_not_shown() -> None:
     diff = config_diff(
         config_of(with_peer(password="a" + SECRET)), config_of(with_peer(password=SECRET))

@@ -1,4 +1,4 @@
-"""Every (state, event) pair of RFC 4271 8.2.2: 6 states x 28 events.
+"""Every (state, event) pair of RFC 4271 8.2.2: 6 states x 29 events (28 + RFC 9687's 29).
 
 Each row says, for one event fired in one state: the state afterwards, the
 actions in order, what happened to the ConnectRetryCounter (preset to 5, so
@@ -110,12 +110,14 @@ def summary(actions: list[Action]) -> list[str]:
             message = action.message
             if isinstance(message, Notification):
                 words.append(f"send NOTIFICATION {message.code}/{message.subcode}")
+                if action.best_effort:
+                    words[-1] += " if writable"
             else:
                 words.append(f"send {type(message).__name__.upper()}")
         elif isinstance(action, Connect):
             words.append("connect")
         elif isinstance(action, Disconnect):
-            words.append("disconnect")
+            words.append("abort" if action.abort else "disconnect")
         elif isinstance(action, StateChanged):
             words.append(f"-> {action.new.value}")
         elif isinstance(action, SessionDown):
@@ -132,6 +134,8 @@ def summary(actions: list[Action]) -> list[str]:
 Row = tuple[State, list[str], int, set[Timer]]
 
 DOWN = ["disconnect", "-> Idle", "down"]
+# RFC 9687 event 29: NOTIFICATION 8 only if it goes out at once, then the connection is reset.
+SEND_HOLD_DOWN = ["send NOTIFICATION 8/0 if writable", "abort", "-> Idle", "down"]
 
 
 def down_with(code: str) -> list[str]:
@@ -140,7 +144,7 @@ def down_with(code: str) -> list[str]:
 
 def table() -> dict[State, dict[int, Row]]:
     starts = (1, 3, 4, 5, 6, 7)
-    idle: dict[int, Row] = {e: (IDLE, [], SAME, set()) for e in range(1, 29)}
+    idle: dict[int, Row] = {e: (IDLE, [], SAME, set()) for e in range(1, 30)}
     idle.update(
         {
             1: (CONNECT, ["connect", "-> Connect"], ZERO, {CR}),
@@ -155,7 +159,7 @@ def table() -> dict[State, dict[int, Row]]:
         }
     )
 
-    connect: dict[int, Row] = {e: (IDLE, DOWN, PLUS, {IH}) for e in range(1, 29)}  # any other
+    connect: dict[int, Row] = {e: (IDLE, DOWN, PLUS, {IH}) for e in range(1, 30)}  # any other
     connect.update({e: (CONNECT, [], SAME, {CR}) for e in starts})
     connect.update(
         {
@@ -176,7 +180,7 @@ def table() -> dict[State, dict[int, Row]]:
         }
     )
 
-    active: dict[int, Row] = {e: (IDLE, DOWN, PLUS, {IH}) for e in range(1, 29)}  # any other
+    active: dict[int, Row] = {e: (IDLE, DOWN, PLUS, {IH}) for e in range(1, 30)}  # any other
     active.update({e: (ACTIVE, [], SAME, {CR}) for e in starts})
     active.update(
         {
@@ -198,7 +202,7 @@ def table() -> dict[State, dict[int, Row]]:
     )
 
     open_sent: dict[int, Row] = {
-        e: (IDLE, down_with("5/1"), PLUS, {IH}) for e in range(1, 29)
+        e: (IDLE, down_with("5/1"), PLUS, {IH}) for e in range(1, 30)
     }  # any other: RFC 6608 5/1
     open_sent.update({e: (OPEN_SENT, [], SAME, {HOLD}) for e in (*starts, 14, 15, 16, 17)})
     open_sent.update(
@@ -217,7 +221,7 @@ def table() -> dict[State, dict[int, Row]]:
     )
 
     open_confirm: dict[int, Row] = {
-        e: (IDLE, down_with("5/2"), PLUS, {IH}) for e in range(1, 29)
+        e: (IDLE, down_with("5/2"), PLUS, {IH}) for e in range(1, 30)
     }  # any other (and an OPEN on this connection): 5/2
     open_confirm.update(
         {e: (OPEN_CONFIRM, [], SAME, {HOLD, KA}) for e in (*starts, 14, 15, 16, 17)}
@@ -228,6 +232,7 @@ def table() -> dict[State, dict[int, Row]]:
             8: (IDLE, down_with("6/0"), PLUS, {IH}),
             10: (IDLE, down_with("4/0"), PLUS, {IH}),
             11: (OPEN_CONFIRM, ["send KEEPALIVE"], SAME, {HOLD, KA}),
+            29: (IDLE, SEND_HOLD_DOWN, PLUS, {IH}),
             18: (IDLE, DOWN, PLUS, {IH}),
             21: (IDLE, down_with("1/2"), PLUS, {IH}),
             22: (IDLE, down_with("2/4"), PLUS, {IH}),
@@ -239,7 +244,7 @@ def table() -> dict[State, dict[int, Row]]:
     )
 
     established: dict[int, Row] = {
-        e: (IDLE, down_with("5/3"), PLUS, {IH}) for e in range(1, 29)
+        e: (IDLE, down_with("5/3"), PLUS, {IH}) for e in range(1, 30)
     }  # any other (and an OPEN on this connection): 5/3
     established.update({e: (ESTABLISHED, [], SAME, {HOLD, KA}) for e in (*starts, 14, 15, 16, 17)})
     established.update(
@@ -256,6 +261,7 @@ def table() -> dict[State, dict[int, Row]]:
             26: (ESTABLISHED, [], SAME, {HOLD, KA}),
             27: (ESTABLISHED, ["deliver"], SAME, {HOLD, KA}),
             28: (IDLE, down_with("3/1"), PLUS, {IH}),
+            29: (IDLE, SEND_HOLD_DOWN, PLUS, {IH}),
         }
     )
     return {
@@ -273,7 +279,7 @@ CASES = [(state, Event(event), row) for state, rows in TABLE.items() for event, 
 
 
 def test_table_covers_every_pair() -> None:
-    assert len(CASES) == 6 * 28
+    assert len(CASES) == 6 * 29
     assert {(state, event) for state, event, _ in CASES} == {
         (state, event) for state in State for event in Event
     }

@@ -26,6 +26,9 @@ Where the RFCs live in this module:
 - RFC 4271 6.8 collision detection: :func:`collision_winner` (the transport
   runs a second :class:`Session` for the second connection and fires
   ``OPEN_COLLISION_DUMP`` on the loser).
+- RFC 9687 send hold timer, event 29: :meth:`Session.sending_blocked` (the
+  transport says since when nothing it queued could be written) and
+  ``Session._send_hold_expired``.
 
 Deliberate choices where the RFC leaves room or contradicts itself (each
 tested):
@@ -58,6 +61,15 @@ tested):
 - No common address family still brings the session up (RFC 4760 and 5492
   do not require a reset): ``Negotiated.families`` is the intersection and
   may be empty; the speaker then has nothing to announce.
+- SendHoldTimer (RFC 9687): the RFC restarts it on every message sent; here
+  it runs only while the transport has data the peer's TCP window will not
+  take, from the moment nothing more could be written, which is the same
+  condition without a timer restart per message.  It runs in OpenConfirm and
+  Established with a non-zero negotiated hold time.  On expiry the
+  NOTIFICATION (code 8) is sent only if it can go out at once
+  (``Send.best_effort``) and the connection is aborted (``Disconnect.abort``):
+  a peer that reads nothing would never receive it, and waiting for it is
+  what the timer exists to prevent.
 - Any message received in Established restarts the HoldTimer, ROUTE-REFRESH
   included.  A ROUTE-REFRESH for a family not negotiated, or when this
   speaker did not advertise the capability, is ignored (RFC 2918).
@@ -122,6 +134,8 @@ __all__ = [
 BGP_VERSION = 4
 JITTER_MIN = 0.75  # RFC 4271 10: timers jittered by a factor in [0.75, 1.0]
 KEEPALIVE_MIN = 1.0  # RFC 4271 4.4: KEEPALIVEs no more often than one per second
+SEND_HOLD_TIME_MIN = 480.0  # RFC 9687: SendHoldTime defaults to max(8 minutes, 2 x HoldTime)
+SEND_HOLD_TIMER_EXPIRED = 8  # RFC 9687 NOTIFICATION error code "Send Hold Timer Expired"
 SHUTDOWN_COMMUNICATION_MAX = 128  # RFC 8203 limit; RFC 9003 allows 255, older peers 128
 
 
@@ -167,6 +181,7 @@ class Event(enum.IntEnum):
     KEEPALIVE_MSG = 26
     UPDATE_MSG = 27
     UPDATE_MSG_ERR = 28
+    SEND_HOLD_TIMER_EXPIRES = 29  # RFC 9687
 
 
 class Timer(enum.Enum):
@@ -177,6 +192,7 @@ class Timer(enum.Enum):
     KEEPALIVE = Event.KEEPALIVE_TIMER_EXPIRES
     DELAY_OPEN = Event.DELAY_OPEN_TIMER_EXPIRES
     IDLE_HOLD = Event.IDLE_HOLD_TIMER_EXPIRES
+    SEND_HOLD = Event.SEND_HOLD_TIMER_EXPIRES
 
     @property
     def event(self) -> Event:
@@ -250,6 +266,7 @@ class SessionSettings:
     route_refresh: bool = True
     graceful_restart_time: int | None = None  # advertise GR as a receiver only, if set
     auto_restart: bool = True
+    send_hold_time: float | None = None  # RFC 9687; None = max(480, 2 x negotiated hold time)
 
     def __post_init__(self) -> None:
         # The config model validates user input; this guards the FSM's own invariants.
@@ -276,6 +293,8 @@ class SessionSettings:
             problems.append("delay_open_time must be >= 0")
         if self.graceful_restart_time is not None and not 0 <= self.graceful_restart_time <= 4095:
             problems.append("graceful_restart_time must be 0..4095")
+        if self.send_hold_time is not None and not self.send_hold_time > max(0, self.hold_time):
+            problems.append("send_hold_time must be more than hold_time (RFC 9687)")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -297,6 +316,7 @@ class Negotiated:
     peer_open: Open
     peer_graceful_restart: GracefulRestart | None
     internal: bool = False  # iBGP (RFC 4271 8.2.2: "set the connection status to internal")
+    send_hold_time: float = 0.0  # RFC 9687 SendHoldTime; 0 when hold_time is 0 (no timer)
 
 
 # --- actions for the transport -------------------------------------------------
@@ -309,14 +329,25 @@ class Connect:
 
 @dataclass(frozen=True)
 class Disconnect:
-    """Drop the TCP connection (or the attempt), after writing what was sent before it."""
+    """Drop the TCP connection (or the attempt), after writing what was sent before it.
+
+    ``abort``: drop it now, discarding whatever is still unsent, and reset the
+    connection (RFC 9687: the peer stopped reading, so nothing queued would go).
+    """
+
+    abort: bool = False
 
 
 @dataclass(frozen=True)
 class Send:
-    """Send this message on the connection (encoded with the negotiated AS size)."""
+    """Send this message on the connection (encoded with the negotiated AS size).
+
+    ``best_effort``: only if it can be written at once, ahead of nothing
+    still unsent; otherwise drop it (RFC 9687's NOTIFICATION to a stalled peer).
+    """
 
     message: Message
+    best_effort: bool = False
 
 
 @dataclass(frozen=True)
@@ -412,7 +443,7 @@ def describe_notification(notification: Notification) -> str:
     try:
         text = ErrorCode(code).name.replace("_", " ").capitalize()
     except ValueError:
-        text = f"code {code}"
+        text = "Send hold timer expired" if code == SEND_HOLD_TIMER_EXPIRED else f"code {code}"
     sub_enum = _CODE_SUBCODES.get(code)
     if sub_enum is not None:
         with contextlib.suppress(ValueError):  # a subcode this speaker has no name for
@@ -579,6 +610,25 @@ class Session:
     def next_deadline(self) -> float | None:
         """The earliest running timer's deadline, or None when no timer runs."""
         return min(self._timers.values(), default=None)
+
+    def sending_blocked(self, since: float | None) -> None:
+        """The transport has had data the peer would not take since ``since`` (monotonic
+        seconds), or None when everything queued was written: runs or stops the
+        SendHoldTimer (RFC 9687), which expires at ``since`` + SendHoldTime.
+
+        Only in OpenConfirm and Established with a non-zero negotiated hold time;
+        elsewhere the HoldTimer's large OpenSent value already bounds a stall.
+        """
+        negotiated = self.negotiated
+        if (
+            since is None
+            or negotiated is None
+            or not negotiated.send_hold_time
+            or self._state not in (State.OPEN_CONFIRM, State.ESTABLISHED)
+        ):
+            self._timers.pop(Timer.SEND_HOLD, None)
+            return
+        self._timers[Timer.SEND_HOLD] = since + negotiated.send_hold_time
 
     def deadline(self, timer: Timer) -> float | None:
         """When ``timer`` expires, or None when it is not running."""
@@ -810,6 +860,8 @@ class Session:
         if event == Event.KEEPALIVE_TIMER_EXPIRES:
             self._start_keepalive(now)
             return [Send(Keepalive())]
+        if event == Event.SEND_HOLD_TIMER_EXPIRES:
+            return self._send_hold_expired(now)
         if event in _SECOND_CONNECTION_EVENTS:
             return []
         if event == Event.TCP_CONNECTION_FAILS:
@@ -851,6 +903,8 @@ class Session:
         if event == Event.KEEPALIVE_TIMER_EXPIRES:
             self._start_keepalive(now)
             return [Send(Keepalive())]
+        if event == Event.SEND_HOLD_TIMER_EXPIRES:
+            return self._send_hold_expired(now)
         if event in _SECOND_CONNECTION_EVENTS:
             return []
         if event == Event.TCP_CONNECTION_FAILS:
@@ -938,6 +992,12 @@ class Session:
             keepalive = hold / 3
         else:
             keepalive = min(float(s.keepalive), hold / 3)
+        if hold == 0:  # RFC 9687: no SendHoldTimer when the negotiated hold time is zero
+            send_hold = 0.0
+        elif s.send_hold_time is not None:
+            send_hold = s.send_hold_time
+        else:
+            send_hold = max(SEND_HOLD_TIME_MIN, 2.0 * hold)
         peer_families = {
             (c.afi, c.safi) for c in message.capabilities if isinstance(c, Multiprotocol)
         }
@@ -955,6 +1015,7 @@ class Session:
                 (c for c in message.capabilities if isinstance(c, GracefulRestart)), None
             ),
             internal=s.internal,
+            send_hold_time=send_hold,
         )
 
     def _open_confirmed(self, now: float, negotiated: Negotiated) -> None:
@@ -995,6 +1056,23 @@ class Session:
         notification = Notification(ErrorCode.FSM, _FSM_ERROR[self._state])
         return self._notify_and_idle(now, notification, self._unexpected(event, message))
 
+    def _send_hold_expired(self, now: float) -> list[Action]:
+        """RFC 9687 event 29: the peer took nothing for SendHoldTime.  NOTIFICATION 8 only
+        if it can go at once, connection aborted, ConnectRetryCounter + 1, damped restart."""
+        notification = Notification(SEND_HOLD_TIMER_EXPIRED, 0)
+        negotiated = self.negotiated
+        waited = 0.0 if negotiated is None else negotiated.send_hold_time
+        return [
+            Send(notification, best_effort=True),
+            *self._to_idle(
+                now,
+                f"send hold timer expired (8/0): the peer took nothing for {waited:g} s",
+                notification=notification,
+                sent=True,
+                abort=True,
+            ),
+        ]
+
     def _collision_dump(self, now: float) -> list[Action]:
         cease = Notification(ErrorCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION)
         return self._notify_and_idle(now, cease, "connection collision resolution")
@@ -1018,6 +1096,7 @@ class Session:
         count: bool = True,
         drop: bool = True,
         error: bool = True,
+        abort: bool = False,
     ) -> list[Action]:
         """Release everything, maybe drop the connection, go Idle, and schedule the
         automatic restart (DampPeerOscillations) unless the session was stopped by hand."""
@@ -1034,7 +1113,7 @@ class Session:
             self.connect_retry_counter += 1
         if error:
             self.last_error = reason
-        actions: list[Action] = [Disconnect()] if drop else []
+        actions: list[Action] = [Disconnect(abort=abort)] if drop else []
         actions += self._goto(State.IDLE)
         actions.append(SessionDown(reason, notification, sent))
         if error and self.settings.auto_restart and not self._manually_stopped:
@@ -1047,7 +1126,13 @@ class Session:
     def _release(self) -> None:
         """Release the per-connection resources: negotiation and connection timers."""
         self.negotiated = None
-        for timer in (Timer.HOLD, Timer.KEEPALIVE, Timer.DELAY_OPEN, Timer.CONNECT_RETRY):
+        for timer in (
+            Timer.HOLD,
+            Timer.KEEPALIVE,
+            Timer.DELAY_OPEN,
+            Timer.CONNECT_RETRY,
+            Timer.SEND_HOLD,
+        ):
             self._timers.pop(timer, None)
 
     # --- small pieces ----------------------------------------------------------------------------

@@ -4,8 +4,13 @@ A :class:`PeerSession` owns one configured peer.  It feeds what arrives on
 the TCP connection to the FSM (:mod:`spinelb.bgp.fsm`), executes the actions
 the FSM returns (connect, send, disconnect), arms one loop timer for the
 FSM's next deadline, and pulls UPDATEs from the peer's Adj-RIB-Out
-(:mod:`spinelb.bgp.rib`) only while the socket's send buffer is below a low
-water mark, so a KEEPALIVE is never queued behind a large table.
+(:mod:`spinelb.bgp.rib`) one batch at a time, only once everything written
+before has reached the kernel, so a KEEPALIVE is never queued behind a large
+table.
+
+A peer that stops reading is the FSM's RFC 9687 SendHoldTimer: each
+connection tracks since when it has held data the kernel would not take
+(:meth:`_Connection.sending_blocked`), and the session tells the FSM.
 """
 
 from __future__ import annotations
@@ -31,12 +36,13 @@ TCP_MD5SIG = 14  # linux/tcp.h; Python has no constant
 TCP_MD5SIG_MAXKEYLEN = 80
 IPTOS_PREC_INTERNETCONTROL = 0xC0
 
-# Socket write-buffer marks: the RIB is asked for more UPDATEs only below LOW,
-# and at most BATCH octets at a time, so at most HIGH + BATCH octets ever sit in
-# front of a KEEPALIVE.
-WRITE_LOW = 16 * 1024
-WRITE_HIGH = 64 * 1024
+# The RIB is asked for the next BATCH octets of UPDATEs only when asyncio's
+# buffer is empty (writing pauses as soon as anything is left in it), and the
+# kernel keeps at most about NOTSENT_LOWAT octets it has not sent yet: a
+# KEEPALIVE waits behind at most BATCH + NOTSENT_LOWAT octets of ours, plus
+# what the peer's TCP window already lets through.
 BATCH = 16 * 1024
+NOTSENT_LOWAT = 16 * 1024
 # Received messages handled per event-loop turn before timers get their chance.
 MESSAGES_PER_TURN = 8
 
@@ -75,6 +81,20 @@ def set_ttl(sock: socket.socket, ttl: int) -> None:
     else:
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, IPTOS_PREC_INTERNETCONTROL)
+
+
+def bound_unsent(sock: socket.socket) -> None:
+    """Keep at most about NOTSENT_LOWAT unsent octets in the kernel (TCP_NOTSENT_LOWAT),
+    so what waits in front of a KEEPALIVE stays in our own, small, queue."""
+    with contextlib.suppress(OSError):  # an old kernel without it: larger queue, same behaviour
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, NOTSENT_LOWAT)
+
+
+def reset_on_close(sock: socket.socket) -> None:
+    """Close with a RST instead of a FIN behind unsent data (SO_LINGER 0): the way to
+    drop a connection whose peer reads nothing (RFC 9687)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def connecting_socket(
@@ -132,13 +152,54 @@ class _Connection(asyncio.Protocol):
         self.outgoing = outgoing  # we initiated it (what collision resolution compares)
         self.transport: asyncio.Transport | None = None
         self.reader = wire.MessageReader()
-        self.paused = False  # our writes are paused (the peer reads slowly)
+        self.paused = False  # asyncio holds data the kernel would not take yet
         self.reading_paused = False  # we stopped reading while buffered messages wait
+        self.blocked_since: float | None = None  # unsent data, none taken, since then
+        self._unsent = 0  # asyncio's buffer at the last look
+        self._written = 0  # octets handed to write() since the last look
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
+        transport.set_write_buffer_limits(high=0, low=0)  # pause on any backlog, resume at none
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            bound_unsent(sock)
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data``, counting it for :meth:`sending_blocked`."""
+        assert self.transport is not None
+        self._written += len(data)  # first: write() may call pause_writing, which looks
+        self.transport.write(data)
+
+    def sending_blocked(self, now: float) -> float | None:
+        """Since when data has waited with none of it taken by the kernel, or None.
+
+        The kernel took something since the last look when asyncio's buffer is
+        smaller than it was plus what was written since; that progress restarts
+        the count at ``now`` (RFC 9687: the peer is reading, however slowly).
+        """
+        transport = self.transport
+        unsent = 0
+        if transport is not None and not transport.is_closing():
+            unsent = transport.get_write_buffer_size()
+        progressed = self._unsent + self._written > unsent
+        self._unsent, self._written = unsent, 0
+        if unsent == 0:
+            self.blocked_since = None
+        elif progressed or self.blocked_since is None:
+            self.blocked_since = now
+        return self.blocked_since
+
+    def abort(self) -> None:
+        """Drop the connection now: unsent data discarded, the peer gets a RST."""
+        transport = self.transport
+        if transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            reset_on_close(sock)
+        transport.abort()
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
@@ -190,9 +251,11 @@ class _Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.paused = True
+        self.session.check_sending(self)
 
     def resume_writing(self) -> None:
         self.paused = False
+        self.session.check_sending(self)
         self.session.schedule_pump()
 
 
@@ -284,7 +347,7 @@ class PeerSession:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), timeout)
             if conn.transport is not None:
-                conn.transport.abort()
+                conn.abort()
         self._cancel_connect()
         if self._timer is not None:
             self._timer.cancel()
@@ -328,6 +391,8 @@ class PeerSession:
     def _on_timer(self) -> None:
         self._timer = None
         now = self._loop.time()
+        if self.connection is not None:  # progress since the last look moves the SendHoldTimer
+            self.check_sending(self.connection)
         if self._candidate is not None:
             self._run_candidate(self._candidate.machine.poll(now))
         self._run(self.fsm.poll(now))
@@ -342,12 +407,12 @@ class PeerSession:
 
     def _execute(self, action: fsm.Action) -> None:
         if isinstance(action, fsm.Send):
-            self._send(action.message)
+            self._send(action.message, best_effort=action.best_effort)
         elif isinstance(action, fsm.Connect):
             if not self.target.passive and self._connect_task is None:
                 self._connect_task = self._loop.create_task(self._connect())
         elif isinstance(action, fsm.Disconnect):
-            self._disconnect()
+            self._disconnect(abort=action.abort)
         elif isinstance(action, fsm.SessionEstablished):
             self._established(action.negotiated)
         elif isinstance(action, fsm.SessionDown):
@@ -364,16 +429,30 @@ class PeerSession:
             if self.observer is not None:
                 self.observer.state_changed(self.name, action.old, action.new)
 
-    def _send(self, message: wire.Message) -> None:
-        self._write(self.connection, self.fsm, message)
+    def _send(self, message: wire.Message, *, best_effort: bool = False) -> None:
+        self._write(self.connection, self.fsm, message, best_effort=best_effort)
 
-    def _write(self, conn: _Connection | None, machine: fsm.Session, message: wire.Message) -> None:
+    def _write(
+        self,
+        conn: _Connection | None,
+        machine: fsm.Session,
+        message: wire.Message,
+        *,
+        best_effort: bool = False,
+    ) -> None:
         if conn is None or conn.transport is None or conn.transport.is_closing():
             return
+        if best_effort and conn.transport.get_write_buffer_size():
+            # RFC 9687: behind data the peer does not read it would never arrive.
+            log.warning("NOTIFICATION not sent: the peer reads nothing",
+                        extra={"peer": self.name, "type": type(message).__name__})
+            return
         neg = machine.negotiated
-        conn.transport.write(wire.encode(message, asn4=True if neg is None else neg.asn4))
+        conn.write(wire.encode(message, asn4=True if neg is None else neg.asn4))
         msg_type = _message_type(message)
         machine.message_sent(msg_type, self._loop.time())
+        if conn is self.connection:
+            self.check_sending(conn)
         if self.observer is not None:
             self.observer.message_sent(self.name, msg_type, 1)
         if isinstance(message, wire.Notification):
@@ -436,15 +515,28 @@ class PeerSession:
             self._connect_task.cancel()
             self._connect_task = None
 
-    def _disconnect(self) -> None:
+    def _disconnect(self, *, abort: bool = False) -> None:
         self._cancel_connect()
         conn = self.connection
         self.connection = None
         self.rib = None
         if conn is not None and conn.transport is not None:
-            conn.transport.close()  # flushes what was written (a NOTIFICATION) first
+            if abort:
+                log.warning("connection reset: the peer stopped reading", extra={"peer": self.name})
+                conn.abort()
+            else:
+                conn.transport.close()  # flushes what was written (a NOTIFICATION) first
         else:
             self._closed.set()
+
+    def check_sending(self, conn: _Connection) -> None:
+        """Tell the FSM since when ``conn`` could not write (RFC 9687 SendHoldTimer)."""
+        if conn is not self.connection:
+            return
+        before = self.fsm.deadline(fsm.Timer.SEND_HOLD)
+        self.fsm.sending_blocked(conn.sending_blocked(self._loop.time()))
+        if self.fsm.deadline(fsm.Timer.SEND_HOLD) != before:
+            self._arm_timer()
 
     # --- collisions (RFC 4271 6.8) ------------------------------------------------
 
@@ -602,17 +694,19 @@ class PeerSession:
             return
         messages = rib.take(BATCH)
         if messages:
-            conn.transport.write(b"".join(messages))
+            conn.write(b"".join(messages))
             self.fsm.message_sent(MessageType.UPDATE, self._loop.time())
             if self.observer is not None:
                 self.observer.message_sent(self.name, MessageType.UPDATE, len(messages))
+            self.check_sending(conn)
             self.schedule_pump()  # yield to the loop between batches
             return
         if self._eor_pending:
             for family in sorted(self._eor_pending):
-                conn.transport.write(end_of_rib(family, asn4=rib.asn4))
+                conn.write(end_of_rib(family, asn4=rib.asn4))
             self._eor_pending.clear()
             self.fsm.message_sent(MessageType.UPDATE, self._loop.time())
+            self.check_sending(conn)
 
     def _flush_rib(self) -> None:
         """Write every pending change now (used for the withdrawals before a shutdown)."""
@@ -620,7 +714,7 @@ class PeerSession:
         if conn is None or conn.transport is None or rib is None:
             return
         while rib.pending():
-            conn.transport.write(b"".join(rib.take(1 << 20)))
+            conn.write(b"".join(rib.take(1 << 20)))
 
     def _down(self, action: fsm.SessionDown) -> None:
         if action.reason:

@@ -25,6 +25,7 @@ SESSION_SETTINGS = (
     "password",
     "passive",
     "multihop_ttl",
+    "send_hold_time",
     "families",
 )
 #: Speaker settings whose change needs every session restarted.

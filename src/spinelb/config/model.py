@@ -140,6 +140,7 @@ class PeerConfig:
     passive: bool = False
     multihop_ttl: int = 1
     connect_retry: float = DEFAULT_CONNECT_RETRY
+    send_hold_time: int | None = None  # RFC 9687; None = max(480, 2 x negotiated hold time)
 
     @property
     def ibgp(self) -> bool:

@@ -65,6 +65,7 @@ MAX_PASSWORD_OCTETS = 80  # struct tcp_md5sig's key field (RFC 2385 sets no limi
 MAX_HOLD_TIME = 65535
 MAX_RESTART_TIME = 4095  # 12 bits in the capability (RFC 4724)
 MAX_CONNECT_RETRY = 3600
+MAX_SEND_HOLD_TIME = 2 * MAX_HOLD_TIME  # RFC 9687's default for the largest hold time
 REDACTED = "<redacted>"
 _SECRET_KEYS = frozenset({"password"})
 
@@ -112,6 +113,7 @@ PEER_KEYS = (
     "multihop_ttl",
     "families",
     "connect_retry",
+    "send_hold_time",
 )
 ANNOUNCE_KEYS = (
     "prefix",
@@ -741,6 +743,7 @@ class _Checker:
                 )
             else:
                 connect_retry = float(retry)
+        send_hold_time = self.send_hold_time(m, path, hold_time)
         if (
             len(self.problems) != before
             or name is None
@@ -766,7 +769,21 @@ class _Checker:
             passive=passive,
             multihop_ttl=multihop_ttl,
             connect_retry=connect_retry,
+            send_hold_time=send_hold_time,
         )
+
+    def send_hold_time(self, m: dict[Any, Any], path: str, hold_time: int) -> int | None:
+        """RFC 9687 SendHoldTime: more than ``hold_time`` ("MUST be greater than HoldTime")."""
+        if "send_hold_time" not in m:
+            return None
+        value = self.integer(m, "send_hold_time", path, 1, MAX_SEND_HOLD_TIME, 0)
+        if value and value <= hold_time:
+            self.problem(
+                f"{path}.send_hold_time",
+                value,
+                f"must be more than hold_time ({hold_time}) (RFC 9687)",
+            )
+        return value if value > hold_time else None
 
     def password(self, m: dict[Any, Any], path: str) -> tuple[str | None, Path | None]:
         """The TCP MD5 key, from ``password`` or read from ``password_file`` (never echoed)."""

@@ -63,6 +63,7 @@ def session_settings(config: SpeakerConfig, peer: PeerConfig) -> fsm.SessionSett
         families=peer.families,
         connect_retry_time=peer.connect_retry,
         graceful_restart_time=None if gr is None else gr.restart_time,
+        send_hold_time=peer.send_hold_time,
     )
 
 
