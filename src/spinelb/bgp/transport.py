@@ -321,6 +321,8 @@ class PeerSession:
         return True if neg is None else neg.asn4
 
     def start(self) -> None:
+        """ManualStart; also after :meth:`stop` (BFD Up again brings a session back)."""
+        self._stopping = False
         self._run(self.fsm.start(self._loop.time()))
 
     def retry_now(self) -> bool:

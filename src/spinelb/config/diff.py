@@ -26,6 +26,7 @@ SESSION_SETTINGS = (
     "passive",
     "multihop_ttl",
     "send_hold_time",
+    "bfd",
     "families",
 )
 #: Speaker settings whose change needs every session restarted.

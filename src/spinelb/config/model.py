@@ -118,6 +118,15 @@ class GracefulRestartConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BfdConfig:
+    """BFD on a peer's path (RFC 5880/5881): the intervals we ask for and the multiplier."""
+
+    min_tx_ms: int = 300
+    min_rx_ms: int = 300
+    multiplier: int = 3
+
+
+@dataclass(frozen=True, slots=True)
 class PeerConfig:
     """One BGP neighbor (a spine switch), with every default resolved.
 
@@ -141,6 +150,7 @@ class PeerConfig:
     multihop_ttl: int = 1
     connect_retry: float = DEFAULT_CONNECT_RETRY
     send_hold_time: int | None = None  # RFC 9687; None = max(480, 2 x negotiated hold time)
+    bfd: BfdConfig | None = None  # BFD on the path: Down tears the session down at once
 
     @property
     def ibgp(self) -> bool:

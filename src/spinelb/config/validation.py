@@ -39,6 +39,7 @@ from .model import (
     LOG_LEVELS,
     Announcement,
     ApiConfig,
+    BfdConfig,
     ConfigError,
     ControllerConfig,
     GracefulRestartConfig,
@@ -114,7 +115,11 @@ PEER_KEYS = (
     "families",
     "connect_retry",
     "send_hold_time",
+    "bfd",
 )
+BFD_KEYS = ("min_tx_ms", "min_rx_ms", "multiplier")
+#: BFD intervals accepted, milliseconds (FRR's range; spinelb.bfd.BfdSettings checks the same)
+BFD_INTERVAL_MS = (10, 60000)
 ANNOUNCE_KEYS = (
     "prefix",
     "peers",
@@ -744,6 +749,10 @@ class _Checker:
             else:
                 connect_retry = float(retry)
         send_hold_time = self.send_hold_time(m, path, hold_time)
+        bfd = self.bfd(m, path)
+        if bfd is not None and source is None and "source_address" not in m:
+            self.problem(f"{path}.bfd", m.get("bfd"),
+                         "needs source_address: the BFD session binds it (RFC 5881 single hop)")
         if (
             len(self.problems) != before
             or name is None
@@ -770,6 +779,26 @@ class _Checker:
             multihop_ttl=multihop_ttl,
             connect_retry=connect_retry,
             send_hold_time=send_hold_time,
+            bfd=bfd,
+        )
+
+    def bfd(self, m: dict[Any, Any], path: str) -> BfdConfig | None:
+        """``bfd: true`` (the defaults) or ``{min_tx_ms, min_rx_ms, multiplier}``; absent/false: off."""
+        value = m.get("bfd", False)
+        if value is False:
+            return None
+        if value is True:
+            return BfdConfig()
+        where = f"{path}.bfd"
+        raw = self.mapping(value, where, BFD_KEYS)
+        if raw is None:
+            return None
+        low, high = BFD_INTERVAL_MS
+        defaults = BfdConfig()
+        return BfdConfig(
+            min_tx_ms=self.integer(raw, "min_tx_ms", where, low, high, defaults.min_tx_ms),
+            min_rx_ms=self.integer(raw, "min_rx_ms", where, low, high, defaults.min_rx_ms),
+            multiplier=self.integer(raw, "multiplier", where, 1, 255, defaults.multiplier),
         )
 
     def send_hold_time(self, m: dict[Any, Any], path: str, hold_time: int) -> int | None:

@@ -72,6 +72,7 @@ class PeerStatus(TypedDict):
     received: int  # prefixes the peer announces to us
     last_error: str | None  # the last NOTIFICATION or connection error, for a person
     families: list[str]  # "ipv4-unicast", "ipv6-unicast"
+    bfd: str | None  # the path's BFD state (Up, Down, Init, AdminDown); None without BFD
 
 
 class AnnouncedStatus(TypedDict):

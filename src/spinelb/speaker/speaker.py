@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from spinelb import __version__
+from spinelb.bfd import BfdSettings, BfdTransport, State, StateChanged, diag_name
+from spinelb.bfd import Session as BfdSession
 from spinelb.bgp import fsm, wire
 from spinelb.bgp.rib import PathAttributes
 from spinelb.bgp.transport import Listener, PeerSession, PeerTarget
@@ -226,6 +228,8 @@ class Speaker:
         self.source: KubernetesSource | None = None
         self.decisions: dict[Address, Decision] = {}  # the source's, as last applied
         self.withdrawn: set[Prefix] = set()  # static announcements withdrawn by an operator
+        self.bfd: BfdTransport | None = None  # created when a peer asks for BFD
+        self._bfd_peers: dict[tuple[Address, Address], str] = {}  # (local, peer) -> peer name
         self._stop = asyncio.Event()
 
     # --- running -------------------------------------------------------------
@@ -259,8 +263,11 @@ class Speaker:
         for peer in self.config.peers:
             self._add_session(peer)
         self._start_listener()  # before dialling, so a peer dialling back finds it
-        for session in self.sessions.values():
-            session.start()
+        for peer in self.config.peers:
+            if peer.bfd is None:
+                self.sessions[peer.name].start()
+            else:  # BGP waits for BFD Up (_bfd_changed starts it)
+                self._add_bfd(peer)
         self.metrics.announcements(len(self.config.announcements))
         self._start_source()
 
@@ -272,6 +279,9 @@ class Speaker:
         log.info("shutting down", extra={"reason": reason})
         await self._stop_source()
         await asyncio.gather(*(s.stop(reason) for s in self.sessions.values()))
+        if self.bfd is not None:  # after the Cease: AdminDown tells the spine it is planned
+            self.bfd.close(admin_down=True)
+            self.bfd = None
         if self.listener is not None:
             await self.listener.close()
         if self.api is not None:
@@ -349,7 +359,11 @@ class Speaker:
         await asyncio.gather(*stops)
         for name, peer in new_peers.items():
             if name not in self.sessions:
-                self._add_session(peer).start()
+                self._add_session(peer)
+                if peer.bfd is None:
+                    self.sessions[name].start()
+                else:
+                    self._add_bfd(peer)
             else:
                 self.sessions[name].refresh_routes()
         if (old.listen, old.api) != (new.listen, new.api):
@@ -387,7 +401,58 @@ class Speaker:
     async def _drop(self, name: str, subcode: int, reason: str) -> None:
         session = self.sessions.pop(name)
         await session.stop(reason, subcode=subcode)
+        self._remove_bfd(name)
         self.metrics.remove_peer(name)
+
+    # --- BFD (RFC 5880/5882): the path's liveness gates the BGP session --------------------
+
+    def _add_bfd(self, peer: PeerConfig) -> None:
+        """A BFD session on ``peer``'s path; its BGP session starts when BFD comes Up."""
+        assert peer.bfd is not None and peer.source_address is not None  # validated
+        if self.bfd is None:
+            self.bfd = BfdTransport(self._bfd_changed)
+        settings = BfdSettings(min_tx_ms=peer.bfd.min_tx_ms, min_rx_ms=peer.bfd.min_rx_ms,
+                               multiplier=peer.bfd.multiplier)
+        self._bfd_peers[(peer.source_address, peer.address)] = peer.name
+        self.bfd.add_session(peer.source_address, peer.address, settings)
+
+    def _remove_bfd(self, name: str) -> None:
+        for key, peer in list(self._bfd_peers.items()):
+            if peer == name:
+                del self._bfd_peers[key]
+                found = self.bfd.session(*key) if self.bfd is not None else None
+                if self.bfd is not None and found is not None:
+                    self.bfd.remove_session(found)
+
+    def bfd_state(self, name: str) -> str | None:
+        """The BFD state of peer ``name``'s path ("Up", "Down", ...), None without BFD."""
+        for (local, address), peer in self._bfd_peers.items():
+            if peer == name and self.bfd is not None:
+                found = self.bfd.session(local, address)
+                return found.state.label if found is not None else None
+        return None
+
+    def _bfd_changed(self, bfd: BfdSession, change: StateChanged) -> None:
+        """BFD Up starts the BGP session; Up -> Down tears it down at once (Cease 10).
+
+        BFD disabled, by the peer (it says AdminDown) or here (our session goes
+        AdminDown), is not a failure (RFC 5882 3.2): the BGP session is left alone.
+        """
+        name = self._bfd_peers.get((bfd.local_address, bfd.peer_address))
+        session = self.sessions.get(name) if name is not None else None
+        if session is None:
+            return
+        log.info("bfd state", extra={"peer": name, "old": change.old.label,
+                                     "new": change.new.label, "diag": diag_name(change.diag)})
+        if change.new is State.UP:
+            if session.state is fsm.State.IDLE:
+                session.start()
+        elif (change.old is State.UP and change.new is State.DOWN
+              and bfd.remote_state is not State.ADMIN_DOWN):
+            reason = f"BFD down: {diag_name(change.diag)}"
+            log.warning("bgp session torn down by bfd", extra={"peer": name, "reason": reason})
+            asyncio.get_running_loop().create_task(session.stop(
+                reason, subcode=wire.CeaseSubcode.BFD_DOWN, withdraw=False, timeout=0.2))
 
     # --- Service addresses (the Kubernetes source's decisions) ---------------------------
 
@@ -596,6 +661,7 @@ class Speaker:
                 asn=peer.asn,
                 local_asn=peer.local_asn,
                 families=[family_name(f) for f in peer.families],
+                bfd=self.bfd_state(peer.name),
             )
             peers.append(entry)
         return {
