@@ -44,6 +44,8 @@ def ownership(site):
 
     ``pools`` (the pools' CIDRs) makes static routes to pool addresses spinelb's: those
     addresses are BGP's on a spine, so such a route is drift the converging states remove.
+    The BFD profile ``spinelb`` (FRR) needs no entry: it is the only profile
+    ``frr_config`` reads, so it is always spinelb's.
     """
     networks = "|".join(re.escape(n.name) for n in site.peering_networks) or "$^"
     route_maps = rf"^\S+-({networks})$"

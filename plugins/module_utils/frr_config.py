@@ -15,13 +15,21 @@ the module may touch, each line as FRR prints it::
                                 "neighbors": {ADDR: [...]},
                                 "address_families": {"address-family ipv4 unicast":
                                     {"lines": [...], "neighbors": {ADDR: [...]}}}}},
-     "static_routes": {VRF: ["ip route P NEXTHOP", "ipv6 route P NEXTHOP"]}}
+     "static_routes": {VRF: ["ip route P NEXTHOP", "ipv6 route P NEXTHOP"]},
+     "bfd_profiles": {"spinelb": ["detect-multiplier 3", "receive-interval 300", ...]}}
 
 ``static_routes`` holds every static route, keyed by VRF (``default`` for the
 global table, else the ``vrf NAME`` block it sits in).  A static route to a
 pool address is drift (the address is BGP's on a spine), so the converging
 states remove the ones :class:`Ownership` owns; every other static route is
 read but never changed.
+
+``bfd_profiles`` holds the ``bfd`` block's ``profile spinelb``, the one BFD
+profile spinelb owns (its neighbors name it with ``neighbor X bfd profile
+spinelb``); other profiles and ``peer`` entries are never read.  bfdd leaves a
+timer at its default out of ``show running-config``, so the parsed profile
+spells every timer out (:data:`BFD_PROFILE_DEFAULTS`), sorted: the rendered
+profile and the one read back compare equal.
 
 Everything else in the running configuration (interfaces, other daemons) is
 ignored and never changed.  :func:`commands` turns two such documents into
@@ -45,11 +53,48 @@ _STATIC_ROUTE = ("ip route ", "ipv6 route ")
 _SKIP = ("!", "exit", "exit-address-family", "exit-vrf", "end", "Building configuration...",
          "Current configuration:")
 _PASSWORD = re.compile(r"^(neighbor \S+ password )\S+$")
+BFD_PROFILE = "spinelb"
+#: bfdd's (FRR 8.4) value of each profile timer; a timer with it is not shown in the running
+#: configuration.  A timer is changed by setting it: FRR 8.4 has no ``no receive-interval N``.
+BFD_PROFILE_DEFAULTS = {"detect-multiplier": "3", "receive-interval": "300",
+                        "transmit-interval": "300"}
 
 
 def empty():
     """A parsed configuration with nothing in it."""
-    return {"prefix_lists": {}, "route_maps": {}, "bgp": {}, "static_routes": {}}
+    return {"prefix_lists": {}, "route_maps": {}, "bgp": {}, "static_routes": {},
+            "bfd_profiles": {}}
+
+
+def _bfd_setting(line):
+    """What a profile line sets: a timer's name, or the whole line for a flag (``shutdown``)."""
+    word = line.split()[0]
+    return word if word in BFD_PROFILE_DEFAULTS else line
+
+
+def _bfd_profile(lines):
+    """A profile's lines with every timer spelt out (bfdd omits defaults), sorted."""
+    present = {_bfd_setting(line) for line in lines}
+    defaults = [f"{timer} {value}" for timer, value in BFD_PROFILE_DEFAULTS.items()
+                if timer not in present]
+    return sorted(set(lines) | set(defaults))
+
+
+def _bfd_profiles(body):
+    """The owned profile of a ``bfd`` block's ``body`` (indented lines), if it has one."""
+    profiles = {}
+    current = None
+    for raw in body:
+        line = raw.strip()
+        if not line or line in _SKIP:
+            continue
+        if not raw.startswith("  "):  # one space: a profile's or a peer's header
+            current = None
+            if line == f"profile {BFD_PROFILE}":
+                current = profiles.setdefault(BFD_PROFILE, [])
+        elif current is not None:
+            current.append(line)
+    return {name: _bfd_profile(lines) for name, lines in profiles.items()}
 
 
 def _new_instance():
@@ -96,6 +141,8 @@ def parse(text):
             entries[header] = [b.strip() for b in body if b.strip() and b.strip() not in _SKIP]
         elif header.startswith(_STATIC_ROUTE):
             config["static_routes"].setdefault(DEFAULT_VRF, []).append(header)
+        elif header == "bfd":
+            config["bfd_profiles"].update(_bfd_profiles(body))
         elif header.startswith("vrf ") and len(header.split()) == 2:
             routes = [b.strip() for b in body if b.strip().startswith(_STATIC_ROUTE)]
             if routes:
@@ -137,6 +184,8 @@ def mask(config):
         masked["bgp"][header] = copy
     masked["static_routes"] = {vrf: list(lines)
                                for vrf, lines in config.get("static_routes", {}).items()}
+    masked["bfd_profiles"] = {name: list(lines)
+                              for name, lines in config.get("bfd_profiles", {}).items()}
     return masked
 
 
@@ -162,6 +211,8 @@ def to_text(config):
     for name in sorted(config["route_maps"]):
         for header, body in config["route_maps"][name].items():
             out += [header] + [" " + line for line in body] + ["exit"]
+    for name, lines in sorted(config.get("bfd_profiles", {}).items()):
+        out += _bfd_block(name, lines)
     for header, instance in config["bgp"].items():
         out.append(header)
         out += [" " + line for line in instance["lines"]]
@@ -176,6 +227,40 @@ def to_text(config):
         out.append("exit")
     out += static_routes_text(config.get("static_routes", {}))
     return "\n".join(out) + ("\n" if out else "")
+
+
+def _bfd_block(name, lines):
+    """``bfd`` with profile ``name`` setting ``lines`` (FRR keeps what a profile does not say)."""
+    return ["bfd", f" profile {name}"] + ["  " + line for line in lines] + [" exit", "exit"]
+
+
+def _bfd_profile_commands(have, want, state):
+    """(lines before BGP, lines after BGP) for the owned BFD profile under ``state``.
+
+    A profile is created or changed before the neighbors that name it, and removed
+    after them: by ``deleted`` when the data names it, by ``overridden`` when it does
+    not.  ``replaced`` and ``overridden`` also clear a flag the data does not set.
+    """
+    had, wanted = have.get("bfd_profiles", {}), want.get("bfd_profiles", {})
+    if state == "deleted":
+        return [], [line for name in wanted if name in had
+                    for line in ("bfd", f" no profile {name}", "exit")]
+    before, after = [], []
+    for name, lines in wanted.items():
+        old = had.get(name)
+        if old is None:
+            before += _bfd_block(name, lines)
+            continue
+        change = [line for line in lines if line not in old]
+        if state in ("replaced", "overridden"):
+            change += ["no " + line for line in old
+                       if line not in lines and _bfd_setting(line) not in BFD_PROFILE_DEFAULTS]
+        if change:
+            before += _bfd_block(name, change)
+    if state == "overridden":
+        after += [line for name in sorted(had) if name not in wanted
+                  for line in ("bfd", f" no profile {name}", "exit")]
+    return before, after
 
 
 def _vrf_order(vrf):
@@ -267,6 +352,18 @@ def _remote_as(instance, address):
     return None
 
 
+def _without_implied(removals):
+    """``removals`` less the lines another one takes along.
+
+    ``no neighbor X bfd`` removes the neighbor's ``bfd profile P`` too; sending
+    ``no neighbor X bfd profile P`` after it turns BFD back on (FRR 8.4, seen here).
+    """
+    bfd_off = {line + " " for line in removals
+               if line.startswith("no neighbor ") and line.endswith(" bfd")
+               and len(line.split()) == 4}
+    return [line for line in removals if not line.startswith(tuple(bfd_off))]
+
+
 def _bgp_commands(header, have, want, state, ownership):
     """Commands for one ``router bgp`` instance (``have`` may be None)."""
     have = have or _new_instance()
@@ -302,6 +399,7 @@ def _bgp_commands(header, have, want, state, ownership):
                     removals.append("no " + line)
                 else:
                     family_removals.setdefault(af, []).append("no " + line)
+    removals = _without_implied(removals)
 
     def missing(lines, have_lines, address=None):
         if address in recreate:
@@ -370,11 +468,13 @@ def commands(have, want, state, ownership=None):
     bgp = []
     for header, instance in want["bgp"].items():
         bgp += _bgp_commands(header, have["bgp"].get(header), instance, state, ownership)
+    profiles, profiles_gone = _bfd_profile_commands(have, want, state)
     if state == "deleted":
         return (bgp
                 + ["no route-map " + n for n in want["route_maps"] if n in have["route_maps"]]
                 + ["no ip prefix-list " + n for n in want["prefix_lists"]
-                   if n in have["prefix_lists"]])
+                   if n in have["prefix_lists"]]
+                + profiles_gone)
 
     replacing = state in ("replaced", "overridden")
     first, adds, gone = [], [], []
@@ -401,7 +501,8 @@ def commands(have, want, state, ownership=None):
                  if n not in want["route_maps"] and ownership.route_maps.search(n)]
         gone += ["no ip prefix-list " + n for n in sorted(have["prefix_lists"])
                  if n not in want["prefix_lists"] and ownership.prefix_lists.search(n)]
-    return first + adds + bgp + gone + static_route_commands(have, want, state, ownership)
+    return (first + adds + profiles + bgp + gone + profiles_gone
+            + static_route_commands(have, want, state, ownership))
 
 
 def changed_view(config, want, ownership, state):
@@ -426,6 +527,9 @@ def changed_view(config, want, ownership, state):
     for header, instance in config["bgp"].items():
         if header in want["bgp"]:
             view["bgp"][header] = instance
+    for name, lines in config.get("bfd_profiles", {}).items():
+        if name in want.get("bfd_profiles", {}) or state == "overridden":  # all parsed are owned
+            view["bfd_profiles"][name] = lines
     return view
 
 
@@ -478,6 +582,7 @@ def predict(have, want, state, ownership):
             into["lines"] = _union(into["lines"], family["lines"])
             for address, lines in family["neighbors"].items():
                 into["neighbors"][address] = _union(into["neighbors"].get(address, []), lines)
+    _predict_bfd_profiles(after, want, state)
     for kind in ("route_maps", "prefix_lists"):
         pattern = ownership.route_maps if kind == "route_maps" else ownership.prefix_lists
         for name in list(after[kind]):
@@ -495,3 +600,24 @@ def predict(have, want, state, ownership):
                 for header, body in value.items():
                     after[kind][name][header] = _union(after[kind][name].get(header, []), body)
     return after
+
+
+def _predict_bfd_profiles(after, want, state):
+    """Apply the profile part of :func:`commands` to ``after`` (a copy of the device's config)."""
+    wanted = want.get("bfd_profiles", {})
+    if not wanted and not after.get("bfd_profiles"):
+        return
+    profiles = after.setdefault("bfd_profiles", {})
+    for name in list(profiles):
+        named = name in wanted
+        if (state == "deleted" and named) or (state == "overridden" and not named):
+            del profiles[name]
+    if state == "deleted":
+        return
+    for name, lines in wanted.items():
+        if state in ("replaced", "overridden") or name not in profiles:
+            profiles[name] = list(lines)
+        else:  # merged: what the data sets replaces the same timer or flag
+            settings = {_bfd_setting(line) for line in lines}
+            kept = [line for line in profiles[name] if _bfd_setting(line) not in settings]
+            profiles[name] = sorted(kept + list(lines))

@@ -25,7 +25,7 @@ from spinelb.deploy import (
     controller_document,
     speaker_document,
 )
-from spinelb.spine import Site, load_site
+from spinelb.spine import Site, load_site, render
 
 site_inventory: Any = collection_module("plugins.module_utils.site_inventory")
 
@@ -205,3 +205,50 @@ def test_a_host_that_is_no_worker_has_no_speaker_document() -> None:
 def test_a_bad_listen_address_is_refused() -> None:
     with pytest.raises(DocumentError, match="listen 'everywhere:179'"):
         speaker_document(inventory_site(), "ncn-w001", SpeakerOptions(listen="everywhere:179"))
+
+
+# --- BFD: one site setting, both ends ------------------------------------------------------------
+
+
+def bfd_site(bfd: object) -> Site:
+    """The reference site with ``spinelb_bgp.bfd: bfd`` (and CSM's SVIs, which AOS-CX needs)."""
+    listing = ansible_inventory("reference-site")
+    site_vars, hosts, groups = site_inventory.site_arguments(task_vars(listing, "ncn-w001"),
+                                                             "ncn-w001")
+    networks = {name: dict(net) for name, net in site_vars["spinelb_networks"].items()}
+    networks["nmn"]["vlan"], networks["cmn"]["vlan"] = 2, 6
+    site_vars = dict(site_vars, spinelb_bgp=dict(site_vars["spinelb_bgp"], bfd=bfd),
+                     spinelb_networks=networks)
+    return load_site(site_vars, hosts, groups)
+
+
+def test_every_peer_gets_the_sites_bfd_timers_the_spines_are_rendered_with() -> None:
+    site = bfd_site({"min_rx_ms": 500, "min_tx_ms": 400, "multiplier": 4})
+    for worker in WORKERS:
+        document = speaker_document(site, worker, SpeakerOptions())
+        assert [peer["bfd"] for peer in document["peers"]] == [
+            {"min_rx_ms": 500, "min_tx_ms": 400, "multiplier": 4}] * 4
+    spine = render(site, "sw-spine-001", "aoscx").splitlines()
+    assert spine[1:5] == ["interface vlan 6", "    bfd min-transmit-interval 400",
+                          "    bfd min-receive-interval 500", "    bfd detect-multiplier 4"]
+
+
+def test_bfd_true_gives_the_speakers_defaults() -> None:
+    document = speaker_document(bfd_site(True), "ncn-w002", SpeakerOptions())
+    defaults = {"min_rx_ms": 300, "min_tx_ms": 300, "multiplier": 3}
+    assert [peer["bfd"] for peer in document["peers"]] == [defaults] * 4
+
+
+def test_no_bfd_key_when_the_site_has_bfd_off() -> None:
+    for site in (inventory_site(), bfd_site(False)):
+        document = speaker_document(site, "ncn-w001", SpeakerOptions())
+        assert all("bfd" not in peer for peer in document["peers"])
+
+
+def test_the_speaker_reads_the_bfd_timers_of_its_document() -> None:
+    document = speaker_document(bfd_site({"min_rx_ms": 100, "min_tx_ms": 100}), "ncn-w003",
+                                SpeakerOptions())
+    config = parse_config(yaml.safe_load(yaml.safe_dump(document)))
+    assert {(p.bfd.min_rx_ms, p.bfd.min_tx_ms, p.bfd.multiplier) for p in config.peers
+            if p.bfd is not None} == {(100, 100, 3)}
+    assert all(peer.bfd is not None for peer in config.peers)

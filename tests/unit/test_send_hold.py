@@ -193,7 +193,9 @@ def test_a_peer_that_stops_reading_is_reset_after_send_hold_time_and_others_stay
             await wait_for(lambda: zombie.state is not State.ESTABLISHED, timeout=SEND_HOLD + 6)
             took = time.monotonic() - up_at
             print(f"\nstuck peer reset {took:.2f} s after Established (send hold time {SEND_HOLD} s)")
-            assert SEND_HOLD <= took < SEND_HOLD + 3
+            # not before the send hold time (up_at is seen a moment after Established, so
+            # allow 0.1 s of that), and not much after it
+            assert SEND_HOLD - 0.1 <= took < SEND_HOLD + 3
             assert zombie.last_error is not None
             assert zombie.last_error.startswith("send hold timer expired")
             await wait_for(lambda: stuck.reset_at is not None)  # RST: its next KEEPALIVE fails

@@ -16,9 +16,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from test_spine_render import with_options
+
+from spinelb.spine import render
 
 REPO = Path(__file__).resolve().parents[2]
-GOLDEN = REPO / "tests" / "golden" / "frr" / "sw-spine-001.cfg"
 OWNED = {
     "prefix_lists": r"^(pl-\S+|single-path-\d+)$",
     "route_maps": r"^\S+-(nmn|cmn)$",
@@ -50,8 +52,13 @@ def ownership() -> Any:
     return fc.Ownership(**OWNED)
 
 
+def golden_text() -> str:
+    """sw-spine-001 of the lab without BFD (the lab's own layer turns it on; BFD has its tests)."""
+    return render(with_options("lab"), "sw-spine-001", "frr")
+
+
 def golden() -> dict[str, Any]:
-    parsed: dict[str, Any] = fc.parse(GOLDEN.read_text())
+    parsed: dict[str, Any] = fc.parse(golden_text())
     return parsed
 
 
@@ -376,3 +383,120 @@ def test_ownership_from_the_modules_owned_option() -> None:
     assert owner.owns_prefix("10.92.100.71/32") and owner.route_maps.search("ncn-w001-nmn")
     assert not fc.Ownership.from_owned({}).owns_prefix("10.92.100.71/32")
     assert not fc.Ownership.from_owned(None).route_maps.search("ncn-w001-nmn")
+
+
+# --- the BFD profile -----------------------------------------------------------------------------
+
+BFD_GOLDEN = REPO / "tests" / "golden" / "frr-bfd" / "sw-spine-001.cfg"  # 100 ms x 3
+# A ``bfd`` block as FRR 8.4's bfdd prints it (seen here): timers at their defaults (3, 300,
+# 300) are left out, the other profiles and the peers are someone else's.
+RUNNING_BFD = """!
+bfd
+ profile spinelb
+  transmit-interval 100
+  receive-interval 100
+ exit
+ !
+ profile other
+  detect-multiplier 5
+ exit
+ !
+ peer 10.9.9.1 local-address 10.9.9.9
+  detect-multiplier 7
+ exit
+ !
+exit
+!
+"""
+SPINELB_100MS = ["detect-multiplier 3", "receive-interval 100", "transmit-interval 100"]
+
+
+def bfd_golden() -> dict[str, Any]:
+    parsed: dict[str, Any] = fc.parse(BFD_GOLDEN.read_text())
+    return parsed
+
+
+def test_parse_reads_only_the_spinelb_profile_with_bfdds_defaults_spelt_out() -> None:
+    assert fc.parse(RUNNING_BFD)["bfd_profiles"] == {"spinelb": SPINELB_100MS}
+    # the rendered profile (every timer written) reads the same as bfdd's print of it
+    assert bfd_golden()["bfd_profiles"] == {"spinelb": SPINELB_100MS}
+    assert fc.parse(" profile spinelb\n")["bfd_profiles"] == {}  # only inside ``bfd``
+    defaults = fc.parse("bfd\n profile spinelb\n exit\nexit\n")["bfd_profiles"]["spinelb"]
+    assert defaults == ["detect-multiplier 3", "receive-interval 300", "transmit-interval 300"]
+    assert fc.parse(fc.to_text(bfd_golden())) == bfd_golden()
+
+
+def test_the_profile_is_made_before_the_neighbors_that_name_it_then_nothing_to_do() -> None:
+    want = bfd_golden()
+    commands = fc.commands(fc.empty(), want, "merged", ownership())
+    profile = commands.index(" profile spinelb")
+    assert commands[profile - 1 : profile + 6] == [
+        "bfd", " profile spinelb", "  detect-multiplier 3", "  receive-interval 100",
+        "  transmit-interval 100", " exit", "exit",
+    ]
+    assert profile < commands.index(" neighbor 10.252.1.10 bfd profile spinelb")
+    # the device as bfdd shows it afterwards: defaults left out, other profiles beside it
+    have = fc.parse(fc.to_text({**want, "bfd_profiles": {}}) + RUNNING_BFD)
+    for state in ("merged", "replaced", "overridden"):
+        assert fc.commands(have, want, state, ownership()) == [], state
+
+
+def test_new_timers_are_set_without_no_forms() -> None:
+    have = fc.parse(fc.to_text({**bfd_golden(), "bfd_profiles": {}}) + RUNNING_BFD)
+    want = fc.parse(BFD_GOLDEN.read_text().replace("receive-interval 100", "receive-interval 300")
+                    .replace("detect-multiplier 3", "detect-multiplier 4"))
+    for state in ("merged", "replaced", "overridden"):
+        assert fc.commands(have, want, state, ownership()) == [
+            "bfd", " profile spinelb", "  detect-multiplier 4", "  receive-interval 300",
+            " exit", "exit",
+        ], state
+        after = fc.predict(have, want, state, ownership())
+        assert after["bfd_profiles"] == want["bfd_profiles"]
+
+
+def test_replaced_clears_a_flag_the_data_does_not_set_and_merged_keeps_it() -> None:
+    have = fc.parse(fc.to_text(bfd_golden()).replace("  transmit-interval 100\n",
+                                                     "  transmit-interval 100\n  shutdown\n"))
+    want = bfd_golden()
+    assert fc.commands(have, want, "merged", ownership()) == []
+    assert fc.commands(have, want, "replaced", ownership()) == [
+        "bfd", " profile spinelb", "  no shutdown", " exit", "exit"]
+
+
+def test_bfd_turned_off_overridden_removes_the_profile_after_its_neighbors() -> None:
+    have = fc.parse(fc.to_text({**bfd_golden(), "bfd_profiles": {}}) + RUNNING_BFD)
+    want = golden()  # the same site without BFD
+    assert not any("profile" in line for line in fc.commands(have, want, "merged", ownership()))
+    replaced = fc.commands(have, want, "replaced", ownership())
+    assert " no neighbor 10.252.1.10 bfd" in replaced
+    # ``no neighbor X bfd`` takes the profile line along; sent after it, that line would turn
+    # BFD back on (FRR 8.4)
+    assert not any("bfd profile" in line for line in replaced)
+    assert " no profile spinelb" not in replaced  # replaced only edits what the data names
+    overridden = fc.commands(have, want, "overridden", ownership())
+    assert overridden[-3:] == ["bfd", " no profile spinelb", "exit"]
+    assert overridden.index(" no neighbor 10.252.1.10 bfd") < len(overridden) - 3
+    assert not any("other" in line for line in overridden)
+    predicted = fc.predict(have, want, "overridden", ownership())
+    assert predicted["bfd_profiles"] == {}
+    view = fc.changed_view(have, want, ownership(), "overridden")
+    assert "profile spinelb" in fc.to_text(view)  # the diff shows what goes
+
+
+def test_deleted_removes_the_profile_the_data_names() -> None:
+    have = bfd_golden()
+    commands = fc.commands(have, bfd_golden(), "deleted", ownership())
+    assert commands[-3:] == ["bfd", " no profile spinelb", "exit"]
+    assert fc.predict(have, bfd_golden(), "deleted", ownership())["bfd_profiles"] == {}
+    without = fc.commands(golden(), bfd_golden(), "deleted", ownership())
+    assert not any("profile" in line for line in without)  # nothing to remove
+
+
+def test_configs_without_bfd_profiles_key_are_read_as_none() -> None:
+    """aoscx_config's parsed form has no ``bfd_profiles``: the same functions must serve it."""
+    have, want = golden(), golden()
+    del have["bfd_profiles"], want["bfd_profiles"]
+    assert fc.commands(have, want, "overridden", ownership()) == []
+    assert "bfd_profiles" not in fc.predict(have, want, "overridden", ownership())
+    assert fc.changed_view(have, want, ownership(), "overridden")["bfd_profiles"] == {}
+    assert "bfd" not in fc.to_text(have)

@@ -10,12 +10,12 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 from test_spine_bgp_frr_config import (
-    GOLDEN,
     OWNED,
     POOLS,
     RUNNING,
     STATIC,
     collection_module,
+    golden_text,
 )
 
 spine_bgp: Any = collection_module("plugins.modules.spine_bgp")
@@ -63,7 +63,7 @@ def run_module(
 
 
 def intended(password: str | None = None) -> str:
-    text = GOLDEN.read_text()
+    text = golden_text()
     if password:
         text = text.replace(" neighbor 10.252.1.10 passive\n",
                             " neighbor 10.252.1.10 passive\n neighbor 10.252.1.10 password "
@@ -89,7 +89,7 @@ def test_merged_from_nothing_applies_saves_and_reports(monkeypatch: pytest.Monke
 
 def test_nothing_to_do_is_no_change(monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    vtysh = FakeVtysh(GOLDEN.read_text())
+    vtysh = FakeVtysh(golden_text())
     result = run_module(monkeypatch, capsys, vtysh, state="replaced", config=intended(),
                         owned=OWNED)
     assert result["changed"] is False
@@ -153,7 +153,7 @@ def test_the_module_never_pushes_aoscx_itself(monkeypatch: pytest.MonkeyPatch,
 
 def test_static_routes_to_pool_addresses_are_removed_with_check_and_diff(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    running = GOLDEN.read_text() + STATIC
+    running = golden_text() + STATIC
     owned = dict(OWNED, pools=POOLS)
     check = FakeVtysh(running)
     result = run_module(monkeypatch, capsys, check, state="merged", config=intended(),

@@ -15,10 +15,21 @@ VTYSH = shutil.which("vtysh")
 SECRET = "md5-s3cret"
 
 
+#: CSM's VLANs of the peering networks (the AOS-CX SVIs that carry BFD timers).
+CSM_VLANS = {"nmn": 2, "cmn": 6}
+
+
 def with_options(inventory: str = "reference-site", **bgp: object) -> Site:
-    """An inventory's site with ``spinelb_bgp`` options added (``password`` goes to its own variable)."""
+    """An inventory's site with ``spinelb_bgp`` options added (``password`` goes to its own variable).
+
+    With ``bfd``, the peering networks get CSM's VLANs (AOS-CX needs them).
+    """
     site_vars, hosts, groups = inventory_data(inventory)
+    site_vars.pop("spinelb_bgp_bfd", None)  # the lab's own BFD layer would win over the options
     password = bgp.pop("password", None)
+    if bgp.get("bfd"):
+        for network, vlan in CSM_VLANS.items():
+            site_vars["spinelb_networks"][network]["vlan"] = vlan
     site_vars["spinelb_bgp"].update(bgp)
     if password is not None:
         site_vars["spinelb_bgp_password"] = password
@@ -122,6 +133,29 @@ def test_frr_bfd_and_password_and_masking() -> None:
     assert "password" not in render(reference_site(), "sw-spine-001", "frr")
 
 
+def test_frr_bfd_timers_are_one_profile_every_neighbor_names() -> None:
+    site = with_options("lab", bfd={"min_rx_ms": 100, "min_tx_ms": 150, "multiplier": 4})
+    text = render(site, "sw-spine-001", "frr")
+    assert block(text, "bfd") == [
+        "bfd",
+        " profile spinelb",
+        "  receive-interval 100",
+        "  transmit-interval 150",
+        "  detect-multiplier 4",
+        " exit",
+    ]
+    assert text.index("bfd\n profile spinelb") < text.index("router bgp")  # before its users
+    router = block(text, "router bgp 65533")
+    neighbors = {line.split()[1] for line in router if line.startswith(" neighbor ")}
+    assert len(neighbors) == 7  # the other spine, three workers on two networks
+    for address in neighbors:
+        assert router.index(f" neighbor {address} bfd") + 1 == router.index(
+            f" neighbor {address} bfd profile spinelb"
+        )
+    off = render(with_options("lab"), "sw-spine-001", "frr")  # the site's own bfd: false
+    assert "bfd" not in off
+
+
 def test_frr_configured_maximum_prefix() -> None:
     text = render(with_options(maximum_prefix=50), "sw-spine-001", "frr")
     assert "  neighbor 10.252.1.10 maximum-prefix 50" in text
@@ -139,6 +173,15 @@ def test_frr_config_passes_vtysh_check(tmp_path: Path, inventory: str, spine: st
 def test_frr_config_with_every_option_passes_vtysh_check(tmp_path: Path) -> None:
     site = with_options("lab", bfd=True, password=SECRET, maximum_paths=64, maximum_prefix=10)
     result = vtysh_check(tmp_path, render(site, "sw-spine-001", "frr", collapse_vrfs=False))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(VTYSH is None, reason="vtysh (FRR) is not installed; CI installs it")
+def test_frr_config_with_bfd_timers_passes_vtysh_check(tmp_path: Path) -> None:
+    site = with_options("lab", bfd={"min_rx_ms": 10, "min_tx_ms": 60000, "multiplier": 255})
+    text = render(site, "sw-spine-001", "frr")
+    assert "  detect-multiplier 255" in text
+    result = vtysh_check(tmp_path, text)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -200,6 +243,27 @@ def test_aoscx_bfd_password_and_masking() -> None:
     masked = render(site, "sw-spine-001", "aoscx", mask_secrets=True)
     assert SECRET not in masked
     assert masked == text.replace(SECRET, "<redacted>")
+
+
+def test_aoscx_bfd_timers_go_on_each_peering_networks_interface() -> None:
+    site = with_options(bfd={"min_rx_ms": 500, "min_tx_ms": 400, "multiplier": 3})
+    lines = render(site, "sw-spine-002", "aoscx").splitlines()
+    assert lines[:9] == [
+        "bfd",
+        "interface vlan 6",  # cmn, then nmn: by network name
+        "    bfd min-transmit-interval 400",
+        "    bfd min-receive-interval 500",
+        "    bfd detect-multiplier 3",
+        "interface vlan 2",
+        "    bfd min-transmit-interval 400",
+        "    bfd min-receive-interval 500",
+        "    bfd detect-multiplier 3",
+    ]
+    assert lines[9].startswith("ip prefix-list ")
+    fall_over = [line for line in lines if line.endswith(" fall-over bfd")]
+    assert len(fall_over) == 8  # per VRF: the other spine and three workers
+    off = render(reference_site(), "sw-spine-002", "aoscx")
+    assert "bfd" not in off and "interface" not in off
 
 
 def test_aoscx_refuses_collapsed_vrfs_and_unknown_platforms() -> None:

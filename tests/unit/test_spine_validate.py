@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from test_spine_model import SiteData, inventory_data
 
+from spinelb.bfd import BfdSettings
 from spinelb.spine import SiteError, load_site
 
 
@@ -246,7 +247,8 @@ def test_bad_values_are_named_with_their_paths() -> None:
         "(known: cmn, hmn, nmn)",
         "spinelb_bgp.timers.hold: 2 is not allowed (0 or 3..65535, RFC 4271)",
         "spinelb_bgp.distance.ibgp: 256 is outside 1..255",
-        "spinelb_bgp.bfd: 'yes' is not a boolean (true or false)",
+        "spinelb_bgp.bfd: 'yes' is not true, false or a mapping of "
+        "min_rx_ms, min_tx_ms, multiplier",
         "sw-spine-001.spinelb_addresses.can: 'can' is not a network in spinelb_networks",
         "sw-spine-002.spinelb_addresses.can: 'can' is not a network in spinelb_networks",
         "ncn-w001.spinelb_addresses.can: 'can' is not a network in spinelb_networks",
@@ -288,3 +290,84 @@ def test_missing_and_mistyped_addresses() -> None:
         # the pool has no CIDR, so nothing holds the single-path prefix any more:
         "spinelb_bgp.single_path[0].prefix: 10.92.100.60/32 is outside every pool in spinelb_pools",
     ]
+
+
+# --- BFD -----------------------------------------------------------------------------------------
+
+
+def bfd_site(bfd: object, inventory: str = "reference-site", **vlans: int) -> SiteData:
+    """An inventory with ``spinelb_bgp.bfd: bfd`` and ``vlan`` set on the networks named."""
+    data = inventory_data(inventory)
+    site(data).pop("spinelb_bgp_bfd", None)  # the lab's layer would win over spinelb_bgp.bfd
+    site(data)["spinelb_bgp"]["bfd"] = bfd
+    for network, vlan in vlans.items():
+        site(data)["spinelb_networks"][network]["vlan"] = vlan
+    return data
+
+
+@pytest.mark.parametrize(
+    ("bfd", "expected"),
+    [
+        (False, None),
+        (None, None),
+        (True, BfdSettings(min_tx_ms=300, min_rx_ms=300, multiplier=3)),
+        ({"min_rx_ms": 100, "min_tx_ms": 150, "multiplier": 4}, BfdSettings(min_tx_ms=150, min_rx_ms=100, multiplier=4)),
+        ({"multiplier": 5}, BfdSettings(min_tx_ms=300, min_rx_ms=300, multiplier=5)),
+        ({}, BfdSettings()),
+    ],
+)
+def test_bfd_is_off_the_defaults_or_the_timers_given(bfd: object, expected: object) -> None:
+    loaded = load_site(*bfd_site(bfd, nmn=2, cmn=6)).bgp.bfd
+    assert loaded == expected
+    assert bool(loaded) is (expected is not None)
+
+
+def test_bfd_timers_out_of_range_or_unknown_are_named() -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_bgp"]["bfd"] = {"min_tx_ms": 5, "min_rx_ms": "fast",
+                                            "multiplier": 256, "echo": True}
+
+    assert problems(edit) == [
+        "spinelb_bgp.bfd.echo: is not a BFD setting (min_rx_ms, min_tx_ms, multiplier)",
+        "spinelb_bgp.bfd.min_rx_ms: 'fast' is not an integer",
+        "spinelb_bgp.bfd.min_tx_ms: 5 is outside 10..60000",
+        "spinelb_bgp.bfd.multiplier: 256 is outside 1..255",
+    ]
+
+
+def test_bfd_on_aoscx_spines_needs_timers_they_accept_and_each_sessions_vlan() -> None:
+    with pytest.raises(SiteError) as caught:
+        load_site(*bfd_site({"min_rx_ms": 50, "multiplier": 6}, nmn=2))
+    assert caught.value.problems == [
+        "spinelb_bgp.bfd.min_rx_ms: 50 is outside 100..20000 for platform aoscx (sw-spine-001)",
+        "spinelb_bgp.bfd.multiplier: 6 is outside 1..5 for platform aoscx (sw-spine-001)",
+        "spinelb_networks.cmn.vlan: is required with spinelb_bgp.bfd on AOS-CX spines "
+        "(sw-spine-001): AOS-CX sets BFD timers on the interface (interface vlan N)",
+    ]
+
+
+def test_bfd_on_frr_spines_takes_bfdd_timers_and_no_vlan() -> None:
+    bfd = load_site(*bfd_site({"min_rx_ms": 10, "min_tx_ms": 60000, "multiplier": 255}, "lab"))
+    assert bfd.bgp.bfd == BfdSettings(min_tx_ms=60000, min_rx_ms=10, multiplier=255)
+
+
+def test_vlans_are_checked_and_unique() -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_networks"]["nmn"]["vlan"] = 4095
+        site(data)["spinelb_networks"]["cmn"]["vlan"] = 6
+        site(data)["spinelb_networks"]["hmn"]["vlan"] = 6
+
+    assert problems(edit) == [
+        "spinelb_networks.nmn.vlan: 4095 is outside 1..4094",
+        "spinelb_networks.hmn.vlan: 6 is also spinelb_networks.cmn.vlan",
+    ]
+
+
+def test_spinelb_bgp_bfd_replaces_the_site_setting_and_is_checked_under_its_own_name() -> None:
+    # the lab inventory turns BFD on with it, over the reference site's spinelb_bgp (bfd: false)
+    lab = inventory_data("lab")
+    assert load_site(*lab).bgp.bfd == BfdSettings(min_tx_ms=100, min_rx_ms=100, multiplier=3)
+    site(lab)["spinelb_bgp_bfd"] = False
+    assert load_site(*lab).bgp.bfd is None
+    assert problems(lambda data: site(data).update(spinelb_bgp_bfd={"min_tx_ms": 5})) == [
+        "spinelb_bgp_bfd.min_tx_ms: 5 is outside 10..60000"]

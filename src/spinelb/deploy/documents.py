@@ -9,6 +9,8 @@ The documents are plain data in the config file's format
 (docs/speaker-config.md, docs/kubernetes.md), ready for ``yaml.safe_dump``;
 the BGP password never appears in them: a speaker document names the file
 that holds it (``password_file``), which the deployment writes separately.
+BFD is the site's too: with ``spinelb_bgp.bfd`` on, every peer gets the timers
+the spines are configured with, so both ends of a session agree.
 """
 
 from __future__ import annotations
@@ -148,6 +150,12 @@ def _peer(
     }
     if site.bgp.password is not None:
         peer["password_file"] = options.password_file
+    if site.bgp.bfd is not None:
+        peer["bfd"] = {
+            "min_rx_ms": site.bgp.bfd.min_rx_ms,
+            "min_tx_ms": site.bgp.bfd.min_tx_ms,
+            "multiplier": site.bgp.bfd.multiplier,
+        }
     if options.connect_retry is not None:
         peer["connect_retry"] = options.connect_retry
     return peer

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
+from spinelb.bfd.session import BfdSettings
+
 PLATFORMS = ("aoscx", "frr")
 DEFAULT_VRF = "default"
 
@@ -36,6 +38,7 @@ class Network:
     vrf: str = DEFAULT_VRF
     speaker_asn: int | None = None
     peering: bool = False
+    vlan: int | None = None  # the spines' SVI on it (AOS-CX sets BFD timers on the interface)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +75,18 @@ class Host:
 
 @dataclass(frozen=True, slots=True)
 class BgpSettings:
-    """Site-wide BGP settings of the spines; ``password`` never appears in a repr."""
+    """Site-wide BGP settings of the spines; ``password`` never appears in a repr.
+
+    ``bfd`` is None when BFD is off; otherwise the timers of every session, the
+    same numbers for the spines' end and the speakers' (``bool(bfd)``: BFD is on).
+    """
 
     keepalive: int = 1
     hold: int = 3
     maximum_paths: int = 32
     distance_ebgp: int = 20
     distance_ibgp: int = 70
-    bfd: bool = False
+    bfd: BfdSettings | None = None
     maximum_prefix: int | None = None  # None: the number of host routes the session's pools hold
     password: str | None = field(default=None, repr=False)
 
@@ -144,6 +151,7 @@ class SpineIntent:
     instances: tuple[BgpInstance, ...]  # the default VRF first
     prefix_lists: tuple[PrefixList, ...]
     route_maps: tuple[RouteMap, ...]
+    session_vlans: tuple[int, ...] = ()  # the SVIs the sessions run over, by network name
 
 
 def prefix_list_name(pool: Pool) -> str:
@@ -318,4 +326,5 @@ class Site:
             instances=tuple(instances),
             prefix_lists=tuple(self.prefix_lists()),
             route_maps=tuple(sorted(route_maps, key=lambda rm: rm.name)),
+            session_vlans=tuple(net.vlan for net in self.peering_networks if net.vlan is not None),
         )

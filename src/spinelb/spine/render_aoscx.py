@@ -6,6 +6,12 @@ indented bodies), then ``router bgp`` with the default VRF's neighbors at the
 top level and the other VRFs in ``vrf NAME`` sections that repeat the router
 settings, as CANU writes them.  Neighbors are ``passive`` toward workers, BFD is
 ``fall-over bfd`` and the MD5 password is ``password plaintext``.
+
+AOS-CX has no BFD timers per neighbor or per profile, only per interface: with
+BFD on, the configuration starts with ``bfd`` (BFD enabled on the switch) and an
+``interface vlan N`` block per peering network's SVI carrying
+``bfd min-transmit-interval``, ``bfd min-receive-interval`` and ``bfd
+detect-multiplier`` (AOS-CX 10.x High Availability Guide, BFD chapter).
 """
 
 from __future__ import annotations
@@ -34,6 +40,22 @@ def _route_map(route_map: RouteMap) -> list[str]:
             lines.append(f"{ROUTE_MAP_INDENT}set local-preference {entry.local_preference}")
         if entry.next_hop is not None:
             lines.append(f"{ROUTE_MAP_INDENT}set ip next-hop {entry.next_hop}")
+    return lines
+
+
+def _bfd(intent: SpineIntent) -> list[str]:
+    """``bfd`` and the timers on each session's interface (none when BFD is off)."""
+    bfd = intent.bgp.bfd
+    if bfd is None:
+        return []
+    lines = ["bfd"]
+    for vlan in intent.session_vlans:
+        lines += [
+            f"interface vlan {vlan}",
+            f"{INDENT}bfd min-transmit-interval {bfd.min_tx_ms}",
+            f"{INDENT}bfd min-receive-interval {bfd.min_rx_ms}",
+            f"{INDENT}bfd detect-multiplier {bfd.multiplier}",
+        ]
     return lines
 
 
@@ -76,7 +98,8 @@ def render_aoscx(intent: SpineIntent, *, mask_secrets: bool = False) -> str:
     password = intent.bgp.password
     if password is not None and mask_secrets:
         password = MASK
-    lines = [_prefix_list(plist) for plist in intent.prefix_lists]
+    lines = _bfd(intent)
+    lines += [_prefix_list(plist) for plist in intent.prefix_lists]
     for route_map in intent.route_maps:
         lines += _route_map(route_map)
     lines.append(f"router bgp {intent.switch_asn}")

@@ -6,14 +6,19 @@ kernel has no VRF devices); the per-session route-maps are the same either
 way, so the pools stay apart.  FRR specifics: ``no bgp ebgp-requires-policy``
 (the route-maps are the policy), ``bgp bestpath as-path multipath-relax`` (ECMP
 across workers of different ASes), maximum-paths and distance inside the
-address family.
+address family.  BFD's timers are one ``bfd`` profile, ``spinelb`` (bfdd must
+run); each neighbor names it with ``neighbor X bfd`` and ``neighbor X bfd
+profile spinelb``, both lines as FRR shows them, so a re-read compares equal.
 """
 
 from __future__ import annotations
 
+from spinelb.bfd.session import BfdSettings
+
 from .model import DEFAULT_VRF, BgpInstance, Neighbor, PrefixList, RouteMap, SpineIntent
 
 MASK = "<redacted>"
+BFD_PROFILE = "spinelb"  # the one bfd profile spinelb owns (plugins/module_utils/frr_config.py)
 
 
 def _prefix_list(plist: PrefixList) -> str:
@@ -49,7 +54,21 @@ def _neighbor(intent: SpineIntent, neighbor: Neighbor, password: str | None) -> 
         lines.append(f" neighbor {neighbor.address} password {password}")
     if intent.bgp.bfd:
         lines.append(f" neighbor {neighbor.address} bfd")
+        lines.append(f" neighbor {neighbor.address} bfd profile {BFD_PROFILE}")
     return lines
+
+
+def _bfd_profile(bfd: BfdSettings) -> list[str]:
+    return [
+        "bfd",
+        f" profile {BFD_PROFILE}",
+        f"  receive-interval {bfd.min_rx_ms}",
+        f"  transmit-interval {bfd.min_tx_ms}",
+        f"  detect-multiplier {bfd.multiplier}",
+        " exit",
+        "exit",
+        "!",
+    ]
 
 
 def _instance(intent: SpineIntent, instance: BgpInstance, password: str | None) -> list[str]:
@@ -99,6 +118,8 @@ def render_frr(intent: SpineIntent, *, mask_secrets: bool = False) -> str:
     ]
     for route_map in intent.route_maps:
         lines += _route_map(route_map)
+    if intent.bgp.bfd is not None:
+        lines += _bfd_profile(intent.bgp.bfd)
     for instance in intent.instances:
         lines += _instance(intent, instance, password)
     lines += ["end", ""]

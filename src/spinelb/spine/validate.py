@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 from typing import Any
 
+from spinelb.bfd.session import INTERVAL_MS_MAX, INTERVAL_MS_MIN, BfdSettings
+
 from .model import (
     DEFAULT_VRF,
     PLATFORMS,
@@ -33,6 +35,17 @@ MAX_PASSWORD_LENGTH = 80  # Linux TCP_MD5SIG key field; AOS-CX and FRR accept at
 #: maximum-paths each platform accepts: AOS-CX 10.x 1..32; FRR 8.4 as built by Debian 12
 #: (``--enable-multipath=256``; ``vtysh -C`` refuses 257).
 MAXIMUM_PATHS = {"aoscx": (1, 32), "frr": (1, 256)}
+MAX_VLAN = 4094
+#: BFD timers as spinelb.bfd.BfdSettings (and FRR bfdd) accept them, by key.
+BFD_RANGES = {
+    "min_rx_ms": (INTERVAL_MS_MIN, INTERVAL_MS_MAX),
+    "min_tx_ms": (INTERVAL_MS_MIN, INTERVAL_MS_MAX),
+    "multiplier": (1, 255),
+}
+#: What AOS-CX 10.x accepts on an interface (``bfd min-receive-interval``,
+#: ``bfd min-transmit-interval``, ``bfd detect-multiplier``), the widest over its
+#: platforms: the 6300, 6400, 8360 and 8400 take no interval below 500 ms.
+AOSCX_BFD_RANGES = {"min_rx_ms": (100, 20000), "min_tx_ms": (50, 20000), "multiplier": (1, 5)}
 
 SPINES, WORKERS, MASTERS = "spines", "workers", "masters"
 
@@ -150,14 +163,22 @@ def _networks(check: _Checker, data: Mapping[str, Any]) -> dict[str, Network]:
             speaker_asn = check.asn(f"{path}.speaker_asn", entry["speaker_asn"])
         elif peering:
             check.add(f"{path}.speaker_asn", "is required on a peering network (peering: true)")
+        vlan = None
+        if entry.get("vlan") is not None:
+            vlan = check.integer(f"{path}.vlan", entry["vlan"], 1, MAX_VLAN)
         if cidr is not None:
-            networks[name] = Network(name, cidr, str(vrf), speaker_asn, peering)
+            networks[name] = Network(name, cidr, str(vrf), speaker_asn, peering, vlan)
     for name, net in networks.items():
         for other in networks.values():
             if other.name > name and net.cidr.overlaps(other.cidr):
                 check.add(
                     f"spinelb_networks.{name}.cidr",
                     f"{net.cidr} overlaps spinelb_networks.{other.name}.cidr ({other.cidr})",
+                )
+            if other.name > name and net.vlan is not None and net.vlan == other.vlan:
+                check.add(
+                    f"spinelb_networks.{other.name}.vlan",
+                    f"{other.vlan} is also spinelb_networks.{name}.vlan",
                 )
     return networks
 
@@ -255,7 +276,10 @@ def _bgp(check: _Checker, data: Mapping[str, Any]) -> BgpSettings:
         maximum_prefix = check.integer(
             "spinelb_bgp.maximum_prefix", raw["maximum_prefix"], 1, MAX_ASN
         )
-    bfd = check.boolean("spinelb_bgp.bfd", raw.get("bfd"), False)
+    if "spinelb_bgp_bfd" in data:  # an inventory layer (the lab's) turning BFD on or off
+        bfd = _bfd(check, data["spinelb_bgp_bfd"], "spinelb_bgp_bfd")
+    else:
+        bfd = _bfd(check, raw.get("bfd"))
     password = _password(check, data.get("spinelb_bgp_password"))
     return BgpSettings(
         keepalive=defaults.keepalive if keepalive is None else keepalive,
@@ -267,6 +291,52 @@ def _bgp(check: _Checker, data: Mapping[str, Any]) -> BgpSettings:
         maximum_prefix=maximum_prefix,
         password=password,
     )
+
+
+def _bfd(check: _Checker, value: Any, path: str = "spinelb_bgp.bfd") -> BfdSettings | None:
+    """``spinelb_bgp.bfd`` (or ``spinelb_bgp_bfd``, which wins): false or absent (off), true
+    (the defaults) or some of the timers."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return BfdSettings()
+    if not isinstance(value, Mapping):
+        check.add(
+            path, f"{_show(value)} is not true, false or a mapping of {', '.join(BFD_RANGES)}"
+        )
+        return None
+    unknown = sorted(set(value) - set(BFD_RANGES), key=str)
+    for key in unknown:
+        check.add(f"{path}.{key}", f"is not a BFD setting ({', '.join(BFD_RANGES)})")
+    defaults = BfdSettings()
+    checked = {
+        key: check.integer(f"{path}.{key}", value.get(key, getattr(defaults, key)), low, high)
+        for key, (low, high) in BFD_RANGES.items()
+    }
+    timers = {key: timer for key, timer in checked.items() if timer is not None}
+    if unknown or len(timers) < len(BFD_RANGES):
+        return None
+    return BfdSettings(**timers)
+
+
+def _aoscx_bfd(
+    check: _Checker, bfd: BfdSettings, spine: Host, networks: Mapping[str, Network]
+) -> None:
+    """What BFD on an AOS-CX spine needs: timers it accepts, and each session's interface."""
+    for key, (low, high) in AOSCX_BFD_RANGES.items():
+        timer = getattr(bfd, key)
+        if not low <= timer <= high:
+            check.add(
+                f"spinelb_bgp.bfd.{key}",
+                f"{timer} is outside {low}..{high} for platform aoscx ({spine.name})",
+            )
+    for net in networks.values():
+        if net.peering and net.vlan is None:
+            check.add(
+                f"spinelb_networks.{net.name}.vlan",
+                f"is required with spinelb_bgp.bfd on AOS-CX spines ({spine.name}): "
+                "AOS-CX sets BFD timers on the interface (interface vlan N)",
+            )
 
 
 def _password(check: _Checker, value: Any) -> str | None:
@@ -496,6 +566,9 @@ def load_site(
                 "spinelb_bgp.maximum_paths",
                 f"{bgp.maximum_paths} is outside {low}..{high} for platform {spine.platform} ({spine.name})",
             )
+    aoscx = [spine for spine in spines.values() if spine.platform == "aoscx"]
+    if bgp.bfd is not None and aoscx:
+        _aoscx_bfd(check, bgp.bfd, aoscx[0], networks)  # the same problems for every such spine
     single_path = _single_path(check, inventory_vars, pool_cidrs, worker_names)
 
     if check.problems or switch_asn is None:
