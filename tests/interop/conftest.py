@@ -15,10 +15,17 @@ a "spine" namespace and N "worker" namespaces on one LAN (``10.200.0.0/24``,
 Everything a topology started is stopped and its namespaces deleted after the test.
 Tests needing the speaker itself take the ``speaker_ready`` fixture, which
 fails with the reason when ``spinelb speaker`` is not usable.
+
+``converged_lab`` is the whole reference site (``lab.reference_site.SiteLab``
+under ``scl<pid>-`` names), built once per run by ``playbooks/site.yml`` and
+shared by the modules whose tests leave it as they found it (each takes it
+through ``healthy_lab``, which first waits until every verdict is ok); modules
+that change the site for good build their own.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +37,8 @@ if str(REPO) not in sys.path:  # the lab package lives at the repo root, not in 
     sys.path.insert(0, str(REPO))
 
 from lab.netns import netns_available  # noqa: E402
+from lab.reference_site import SiteLab  # noqa: E402
+from lab.site import load_site  # noqa: E402
 from lab.topology import Topology, build_topology, speaker_available, sweep_stale_namespaces  # noqa: E402
 
 
@@ -72,3 +81,23 @@ def topology(netns_ready: None, tmp_path: Path) -> Iterator[Callable[..., Topolo
     yield make
     for topo in built:
         topo.close()
+
+
+@pytest.fixture(scope="session")
+def converged_lab(speaker_ready: None,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteLab]:
+    """The reference site, up and converged, for the whole run (torn down at its end)."""
+    lab = SiteLab(load_site(), prefix=f"scl{os.getpid()}-",
+                  run_dir=tmp_path_factory.mktemp("converged-lab"))
+    try:
+        assert lab.up("spinelb", timeout=90), lab.show()
+        yield lab
+    finally:
+        lab.down()
+
+
+@pytest.fixture(scope="module")
+def healthy_lab(converged_lab: SiteLab) -> SiteLab:
+    """:func:`converged_lab`, once every verdict is ok again (a module's tests restore it)."""
+    assert converged_lab.wait_converged(60, "spinelb"), converged_lab.show()
+    return converged_lab

@@ -5,7 +5,7 @@ service address: its links taken down in its namespace (BFD on the spines notice
 speaker SIGKILLed (the same: nothing is said), its speaker SIGTERMed (it says Cease and
 withdraws). Each time the worker comes back and the address is 3-way again. The bounds asserted
 are generous (a loaded CI machine); the measured values are printed and kept in
-docs/resilience.md. Runs under ``slf<pid>-`` namespace names, beside a lab that may be up.
+docs/resilience.md. Runs on the shared converged lab (``scl<pid>-`` names, conftest.py).
 """
 
 from __future__ import annotations
@@ -13,15 +13,12 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from ipaddress import IPv4Address
 
 import pytest
 
 from lab.netns import wait_for
 from lab.reference_site import SiteLab
-from lab.site import load_site
-from lab.topology import speaker_available
 
 pytestmark = pytest.mark.interop
 
@@ -30,17 +27,9 @@ WORKER = "ncn-w003"
 
 
 @pytest.fixture(scope="module")
-def lab(netns_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteLab]:
-    reason = speaker_available()
-    if reason:
-        pytest.fail(f"the spinelb speaker is not usable: {reason}")
-    site_lab = SiteLab(load_site(), prefix=f"slf{os.getpid()}-",
-                       run_dir=tmp_path_factory.mktemp("lab-failover"))
-    try:
-        assert site_lab.up("spinelb", timeout=90), site_lab.show()
-        yield site_lab
-    finally:
-        site_lab.down()
+def lab(healthy_lab: SiteLab) -> SiteLab:
+    """The run's shared converged lab (tests/interop/conftest.py); these tests restore it."""
+    return healthy_lab
 
 
 def hop(lab: SiteLab) -> IPv4Address:

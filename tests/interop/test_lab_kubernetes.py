@@ -4,15 +4,13 @@ The reference site runs with its API server (kmock's emulator) and the spinelb
 controller in the master's namespace and a spinelb speaker per worker whose
 service addresses come only from that API.  Every change here is made with
 kubectl, as an operator would, and judged in the spines' kernels.
-Runs under ``slk<pid>-`` namespace names, beside a lab that may be up.
+Runs on the shared converged lab (``scl<pid>-`` names, conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -21,8 +19,7 @@ import pytest
 
 from lab.netns import wait_for
 from lab.reference_site import SiteLab
-from lab.site import load_site, site_dir
-from lab.topology import speaker_available
+from lab.site import site_dir
 
 pytestmark = pytest.mark.interop
 
@@ -51,17 +48,9 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def lab(netns_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteLab]:
-    reason = speaker_available()
-    if reason:
-        pytest.fail(f"the spinelb speaker is not usable: {reason}")
-    site_lab = SiteLab(load_site(), prefix=f"slk{os.getpid()}-",
-                       run_dir=tmp_path_factory.mktemp("lab-k8s"))
-    try:
-        assert site_lab.up("spinelb", timeout=90), site_lab.show()
-        yield site_lab
-    finally:
-        site_lab.down()
+def lab(healthy_lab: SiteLab) -> SiteLab:
+    """The run's shared converged lab (tests/interop/conftest.py); these tests restore it."""
+    return healthy_lab
 
 
 def hops(lab: SiteLab, address: IPv4Address | str) -> dict[str, set[str]]:

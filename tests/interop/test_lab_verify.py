@@ -5,25 +5,21 @@ stopped, a neighbor deleted with vtysh, a static route typed on a spine, a
 Service's status written while the controller is down, a route-map edited by
 hand); ``verify.yml`` must name it with the right verdict and evidence, and
 ``reconcile.yml`` (with ``spines.yml`` where the fault is spine configuration)
-must bring the site back to every address ``ok``.  Runs under ``slv<pid>-``
-namespace names, beside a lab that may be up.
+must bring the site back to every address ``ok``.  Runs on the shared converged lab
+(``scl<pid>-`` names, conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from lab.netns import wait_for
 from lab.reference_site import SiteLab
-from lab.site import load_site
-from lab.topology import speaker_available
 
 pytestmark = pytest.mark.interop
 
@@ -35,17 +31,9 @@ PROBE = "10.92.100.255"  # the lab's refusal probe: an NMN pool address sent on 
 
 
 @pytest.fixture(scope="module")
-def lab(netns_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteLab]:
-    reason = speaker_available()
-    if reason:
-        pytest.fail(f"the spinelb speaker is not usable: {reason}")
-    site_lab = SiteLab(load_site(), prefix=f"slv{os.getpid()}-",
-                       run_dir=tmp_path_factory.mktemp("lab-verify"))
-    try:
-        assert site_lab.up("spinelb", timeout=90), site_lab.show()
-        yield site_lab
-    finally:
-        site_lab.down()
+def lab(healthy_lab: SiteLab) -> SiteLab:
+    """The run's shared converged lab (tests/interop/conftest.py); these tests restore it."""
+    return healthy_lab
 
 
 def failed_verify(lab: SiteLab, *args: str) -> str:
