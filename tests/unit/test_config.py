@@ -20,6 +20,7 @@ from spinelb.config import (
     config_diff,
     load_config,
     parse_config,
+    parse_controller_config,
 )
 from spinelb.config.document import load_document
 
@@ -162,6 +163,29 @@ def test_api_listen_forms() -> None:
     assert (api.address, api.port, api.listen) == (IPv6Address("::1"), 8000, "[::1]:8000")
     data["api"] = {"listen": None}
     assert not parse_config(data).api.enabled
+
+
+@pytest.mark.parametrize("listen", ["10.252.1.10:7473", "0.0.0.0:7473", "[::]:7473"])
+def test_api_off_loopback_is_refused_unless_allowed(listen: str) -> None:
+    data = base()
+    data["api"] = {"listen": listen}
+    problem = only_problem(data)
+    assert problem.path == "api.listen" and listen in str(problem)
+    assert "api.allow_remote: true" in str(problem)
+    data["api"] = {"listen": listen, "allow_remote": True}
+    api = parse_config(data).api
+    assert api.allow_remote and api.listen == listen
+
+
+def test_controller_api_off_loopback_is_refused_unless_allowed(tmp_path: Path) -> None:
+    (tmp_path / "kubeconfig").write_text("{}")
+    data = {"kubernetes": {"kubeconfig": str(tmp_path / "kubeconfig")},
+            "controller": {"listen": "10.252.1.4:7474"},
+            "pools": [{"name": "p", "addresses": ["10.92.100.0/24"]}]}
+    with pytest.raises(ConfigError, match=r"controller\.listen.*controller\.allow_remote"):
+        parse_controller_config(data)
+    data["controller"] = {"listen": "10.252.1.4:7474", "allow_remote": True}
+    assert parse_controller_config(data).api.allow_remote
 
 
 def test_listener_and_graceful_restart() -> None:

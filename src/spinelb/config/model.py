@@ -87,6 +87,7 @@ class ApiConfig:
 
     address: Address | None
     port: int = DEFAULT_API_PORT
+    allow_remote: bool = False  # serve on an address that is not loopback (checked at load)
 
     @property
     def enabled(self) -> bool:

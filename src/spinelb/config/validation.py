@@ -95,8 +95,8 @@ POOL_KEYS = (
     "large_communities",
     "local_pref",
 )
-CONTROLLER_KEYS = ("listen",)
-API_KEYS = ("listen",)
+CONTROLLER_KEYS = ("listen", "allow_remote")
+API_KEYS = ("listen", "allow_remote")
 LISTEN_KEYS = ("address", "port")
 GRACEFUL_RESTART_KEYS = ("restart_time",)
 PEER_KEYS = (
@@ -633,7 +633,15 @@ class _Checker:
         except ValueError as exc:
             self.problem(f"{section}.listen", listen, str(exc))
             return default
-        return ApiConfig(address, parsed_port)
+        allow_remote = self.boolean(found, "allow_remote", section, False)
+        if not address.is_loopback and not allow_remote:
+            self.problem(
+                f"{section}.listen", listen,
+                "is not a loopback address: the API can change what is announced (POST "
+                f"actions); set {section}.allow_remote: true to serve it there",
+            )
+            return default
+        return ApiConfig(address, parsed_port, allow_remote)
 
     def listen(self, value: object) -> ListenConfig | None:
         if value is _MISSING or value is None:
