@@ -34,8 +34,9 @@ description:
   - Validation errors fail the task and name the offending variable.
   - For FRR the running configuration is read with C(vtysh), compared with the intent and
     only the difference is applied (C(vtysh -f)), then saved with C(write memory).
-  - Only BGP instances, neighbors, route-maps, prefix-lists and static routes are looked at;
-    nothing else in the running configuration is read or changed.
+  - Only BGP instances, neighbors, route-maps, prefix-lists, static routes and (FRR) the BFD
+    profile C(spinelb) are looked at; nothing else in the running configuration is read or
+    changed (other BFD profiles and peers are left alone).
   - A static route (C(ip route), C(ipv6 route), global or in any VRF) to a host route (/32,
     /128) of an address inside one of the site's pools is drift, since those addresses are
     BGP's on a spine; V(merged), V(replaced) and V(overridden) remove it. Every other static
@@ -67,7 +68,8 @@ options:
       - V(overridden) also removes the neighbors, route-maps and prefix-lists spinelb owns
         that the data no longer names (a decommissioned worker). spinelb owns route-maps named
         C(<host>-<peering network>), prefix-lists named C(pl-*) and C(single-path-*), and
-        neighbors whose description or inbound route-map is such a name or a spine's name.
+        neighbors whose description or inbound route-map is such a name or a spine's name; on
+        FRR also the BFD profile C(spinelb) once BFD is off.
       - V(deleted) removes the neighbors, route-maps and prefix-lists the data names (and no
         static route).
       - V(gathered) returns the device's current configuration as data.
