@@ -84,9 +84,10 @@ class LeaderElector:
         try:
             while True:
                 try:
-                    acquired = await asyncio.wait_for(
-                        self._try_acquire_or_renew(), self._attempt_timeout
-                    )
+                    # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+                    # cancel that lands as the request completes, and run() never ends
+                    async with asyncio.timeout(self._attempt_timeout):
+                        acquired = await self._try_acquire_or_renew()
                     self.last_error = None
                 except (ApiError, ApiUnavailable, TimeoutError) as exc:
                     exc = exc if str(exc) else ApiUnavailable("no answer in time")

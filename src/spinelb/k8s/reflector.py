@@ -178,8 +178,9 @@ class Reflector:
 
     async def _pause(self) -> None:
         """The backoff delay before trying again; a :meth:`relist` request cuts it short."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._relist_wanted.wait(), self._backoff.next())
+        with contextlib.suppress(TimeoutError):  # asyncio.timeout: never swallows a cancel
+            async with asyncio.timeout(self._backoff.next()):
+                await self._relist_wanted.wait()
 
     def _failed(self, error: str) -> None:
         if self.connected or self.last_error != error:
