@@ -26,6 +26,9 @@ from dataclasses import replace
 from ipaddress import ip_address, ip_network
 
 from ansible.plugins.action import ActionBase
+from ansible_collections.spinelb.fabric.plugins.module_utils.service_prefixes_args import (
+    ARGUMENT_SPEC,
+)
 from ansible_collections.spinelb.fabric.plugins.module_utils.site_inventory import (
     package_missing,
     site_arguments,
@@ -38,18 +41,6 @@ except ImportError as exc:  # the controller lacks the package: say so when the 
     SPINELB_IMPORT_ERROR = exc
 else:
     SPINELB_IMPORT_ERROR = None
-
-ARGUMENT_SPEC = dict(
-    state=dict(type="str", choices=["checked", "reconciled"], default="checked"),
-    kubernetes=dict(type="dict", required=True),
-    speakers=dict(type="dict", required=True),
-    spines=dict(type="dict", required=True),
-    ignore=dict(type="list", elements="str", default=[]),
-    speaker_api=dict(type="str", default="127.0.0.1:7473"),
-    controller_api=dict(type="str"),
-    pathspace=dict(type="str"),
-    timeout=dict(type="int", default=15),
-)
 
 
 def _table(routes):

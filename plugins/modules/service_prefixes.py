@@ -181,22 +181,15 @@ left:
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402  (documentation first)
+from ansible_collections.spinelb.fabric.plugins.module_utils.service_prefixes_args import (  # noqa: E402
+    ARGUMENT_SPEC,
+)
 
 
 def main():
     """Entry point: only reached without the action plugin."""
     module = AnsibleModule(
-        argument_spec=dict(
-            state=dict(type="str", choices=["checked", "reconciled"], default="checked"),
-            kubernetes=dict(type="dict", required=True),
-            speakers=dict(type="dict", required=True),
-            spines=dict(type="dict", required=True),
-            ignore=dict(type="list", elements="str", default=[]),
-            speaker_api=dict(type="str", default="127.0.0.1:7473"),
-            controller_api=dict(type="str"),
-            pathspace=dict(type="str"),
-            timeout=dict(type="int", default=15),
-        ),
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     module.fail_json(msg="service_prefixes runs on the controller through its action plugin")

@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from lab.frr import FrrRouter
 from lab.netns import wait_for
 from lab.reference_site import SiteLab
 
@@ -60,7 +61,7 @@ def reconciled(lab: SiteLab, *args: str) -> str:
     return lab.run_playbook("reconcile.yml", *args).stdout
 
 
-def frr(lab: SiteLab, spine: str):  # type: ignore[no-untyped-def]
+def frr(lab: SiteLab, spine: str) -> FrrRouter:
     return lab.spine_router(lab.site.spines[spine])
 
 
