@@ -41,12 +41,35 @@ from lab.reference_site import SiteLab  # noqa: E402
 from lab.site import load_site  # noqa: E402
 from lab.topology import Topology, build_topology, speaker_available, sweep_stale_namespaces  # noqa: E402
 
+#: Lab fixtures built once per run and shared by the modules that use them.
+SHARED_LAB_FIXTURES = {"converged_lab", "healthy_lab"}
+#: Modules whose tests are independent of each other, each one long: spread one by one.
+SPREAD_BY_TEST = {"test_molecule"}
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that needs namespaces (through ``netns_ready``) is an interop test."""
+    """A test that needs namespaces (through ``netns_ready``) is an interop test.
+
+    Under pytest-xdist (``--dist loadgroup``, as scripts/test.sh runs it) each interop test gets
+    a group, so that tests sharing a lab run in one worker, in order: every test using the
+    run-wide converged lab is in group ``converged_lab`` (built once, by that worker), the tests
+    of any other interop module stay together (they share module fixtures and some depend on
+    the order), except the modules in ``SPREAD_BY_TEST``.  Unit tests are spread one by one.
+    """
     for item in items:
-        if "netns_ready" in getattr(item, "fixturenames", ()):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "netns_ready" in fixtures:
             item.add_marker(pytest.mark.interop)
+        path = Path(str(item.fspath))
+        if path.parent.name != "interop":
+            continue
+        if fixtures & SHARED_LAB_FIXTURES:
+            group = "converged_lab"
+        elif path.stem in SPREAD_BY_TEST:
+            group = item.name
+        else:
+            group = path.stem
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
