@@ -93,8 +93,8 @@ run_pytest() {
     mapfile -t paths < <(existing "${PYTEST_PATHS[@]}")
     # Two workers (SPINELB_TEST_WORKERS; 0 runs in this process): interop tests mostly wait on
     # BGP, BFD and timers, so one worker's lab waits while the other's runs. Tests sharing a lab
-    # stay in one worker (tests/interop/conftest.py gives them an xdist_group).
-    python -m pytest -n "${SPINELB_TEST_WORKERS:-2}" --dist loadgroup "${paths[@]}" "${pytest_args[@]}"
+    # stay in one worker (tests/interop/conftest.py makes xdist's work units).
+    python -m pytest -n "${SPINELB_TEST_WORKERS:-2}" --dist loadscope "${paths[@]}" "${pytest_args[@]}"
     rc=$?
     if [ "$rc" -eq 5 ]; then
         echo "==> [pytest] FAILED: pytest collected no tests (exit 5)" >&2

@@ -43,33 +43,59 @@ from lab.topology import Topology, build_topology, speaker_available, sweep_stal
 
 #: Lab fixtures built once per run and shared by the modules that use them.
 SHARED_LAB_FIXTURES = {"converged_lab", "healthy_lab"}
-#: Modules whose tests are independent of each other, each one long: spread one by one.
+#: The modules using them: under pytest-xdist they all run in one worker (one lab build).
+SHARED_LAB_MODULES = {
+    "test_lab_failover", "test_lab_faults", "test_lab_graceful_restart", "test_lab_kubernetes",
+    "test_lab_site", "test_lab_verify",
+}
+#: Interop modules whose tests are independent of each other, each one long: spread one by one.
 SPREAD_BY_TEST = {"test_molecule"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that needs namespaces (through ``netns_ready``) is an interop test.
 
-    Under pytest-xdist (``--dist loadgroup``, as scripts/test.sh runs it) each interop test gets
-    a group, so that tests sharing a lab run in one worker, in order: every test using the
-    run-wide converged lab is in group ``converged_lab`` (built once, by that worker), the tests
-    of any other interop module stay together (they share module fixtures and some depend on
-    the order), except the modules in ``SPREAD_BY_TEST``.  Unit tests are spread one by one.
+    A test taking the shared lab from a module not in ``SHARED_LAB_MODULES`` is refused: under
+    pytest-xdist its module could run in the other worker, which would build a second lab.
     """
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if "netns_ready" in fixtures:
             item.add_marker(pytest.mark.interop)
-        path = Path(str(item.fspath))
-        if path.parent.name != "interop":
-            continue
-        if fixtures & SHARED_LAB_FIXTURES:
-            group = "converged_lab"
-        elif path.stem in SPREAD_BY_TEST:
-            group = item.name
-        else:
-            group = path.stem
-        item.add_marker(pytest.mark.xdist_group(group))
+        module = Path(str(item.fspath)).stem
+        if fixtures & SHARED_LAB_FIXTURES and module not in SHARED_LAB_MODULES:
+            raise pytest.UsageError(
+                f"{item.nodeid} uses the shared lab: add {module} to SHARED_LAB_MODULES in "
+                "tests/interop/conftest.py"
+            )
+
+
+def work_unit(nodeid: str) -> str:
+    """The pytest-xdist work unit of a test: the tests of one unit run in one worker, in order.
+
+    Every module sharing the converged lab is one unit (the lab is built once, by that
+    worker); any other interop module is a unit (its tests share module fixtures, and some
+    depend on their order), except those in ``SPREAD_BY_TEST``; unit tests go one by one.
+    """
+    path = nodeid.split("::", 1)[0]
+    if not path.startswith("tests/interop/"):
+        return nodeid
+    module = Path(path).stem
+    if module in SHARED_LAB_MODULES:
+        return "shared converged lab"
+    return nodeid if module in SPREAD_BY_TEST else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """scripts/test.sh's two workers get whole :func:`work_unit` s, the largest first."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LabScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist is untyped
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return LabScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
