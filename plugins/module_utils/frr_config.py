@@ -54,6 +54,10 @@ _SKIP = ("!", "exit", "exit-address-family", "exit-vrf", "end", "Building config
          "Current configuration:")
 _PASSWORD = re.compile(r"^(neighbor \S+ password )\S+$")
 BFD_PROFILE = "spinelb"
+#: ``router bgp`` lines (not about one neighbor) that spinelb sets and so, under replaced and
+#: overridden, also removes when the data no longer has them: graceful restart's stale-path
+#: time (``spinelb_bgp.graceful_restart``).  Any other such line is only ever added.
+OWNED_BGP_LINES = ("bgp graceful-restart stalepath-time ",)
 #: bfdd's (FRR 8.4) value of each profile timer; a timer with it is not shown in the running
 #: configuration.  A timer is changed by setting it: FRR 8.4 has no ``no receive-interval N``.
 BFD_PROFILE_DEFAULTS = {"detect-multiplier": "3", "receive-interval": "300",
@@ -399,6 +403,9 @@ def _bgp_commands(header, have, want, state, ownership):
                     removals.append("no " + line)
                 else:
                     family_removals.setdefault(af, []).append("no " + line)
+    if state in ("replaced", "overridden"):
+        removals += ["no " + line for line in have["lines"]
+                     if line.startswith(OWNED_BGP_LINES) and line not in want["lines"]]
     removals = _without_implied(removals)
 
     def missing(lines, have_lines, address=None):
@@ -571,6 +578,9 @@ def predict(have, want, state, ownership):
             for address in list(had["neighbors"]):
                 if address not in addresses and ownership.owns_neighbor(address, had):
                     _drop_neighbor(had, address)
+        if replacing:
+            had["lines"] = [line for line in had["lines"]
+                            if not line.startswith(OWNED_BGP_LINES) or line in instance["lines"]]
         had["lines"] = _union(had["lines"], instance["lines"])
         for address in addresses:
             if replacing or _remote_as(had, address) != _remote_as(instance, address):

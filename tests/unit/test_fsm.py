@@ -40,6 +40,7 @@ from spinelb.bgp.wire import (
     Capability,
     FourOctetAs,
     GracefulRestart,
+    GracefulRestartFamily,
     Keepalive,
     MessageType,
     Multiprotocol,
@@ -163,11 +164,13 @@ def test_build_open_four_octet_asn_uses_as_trans() -> None:
     assert FourOctetAs(4200000001) in bgp_open.capabilities
 
 
-def test_build_open_graceful_restart_receiver_only_and_no_route_refresh() -> None:
+def test_build_open_graceful_restart_lists_the_families_and_no_route_refresh() -> None:
     bgp_open = make(graceful_restart_time=120, route_refresh=False).build_open()
     assert RouteRefreshCapability() not in bgp_open.capabilities
     gr = [c for c in bgp_open.capabilities if isinstance(c, GracefulRestart)]
-    assert gr == [GracefulRestart(restart_time=120, restart_state=False, families=())]
+    # a fresh start: R=0, F=0 (tests/unit/test_graceful_restart.py has the restart's bits)
+    assert gr == [GracefulRestart(restart_time=120, restart_state=False,
+                                  families=(GracefulRestartFamily(1, 1, False),))]
 
 
 # --- the peer's OPEN -----------------------------------------------------------------------

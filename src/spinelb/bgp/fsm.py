@@ -19,7 +19,7 @@ Where the RFCs live in this module:
   one method per state, branches in the RFC's order, "any other event" last.
 - RFC 4271 4.2 / 6.2 OPEN checks, 4.4 / 10 hold time, keepalive and jitter,
   RFC 6286 (BGP Identifier), RFC 6793 (4-octet AS, AS_TRANS), RFC 4760
-  (families), RFC 2918 (route refresh), RFC 4724 (graceful restart, receiver):
+  (families), RFC 2918 (route refresh), RFC 4724 (graceful restart):
   ``Session._negotiate`` and :meth:`Session.build_open`.
 - RFC 6608 FSM error subcodes: ``_FSM_ERROR``.  RFC 4486 Cease subcodes and
   RFC 9003 shutdown communication: :meth:`Session.stop` (128 octets at most).
@@ -95,6 +95,7 @@ from spinelb.bgp.wire import (
     FourOctetAs,
     FsmSubcode,
     GracefulRestart,
+    GracefulRestartFamily,
     HeaderSubcode,
     Keepalive,
     Message,
@@ -264,7 +265,9 @@ class SessionSettings:
     open_hold_time: float = 240.0  # the "large value" HoldTimer in OpenSent (RFC 4271 8.2.2)
     delay_open_time: float = 0.0  # 0 = DelayOpen off
     route_refresh: bool = True
-    graceful_restart_time: int | None = None  # advertise GR as a receiver only, if set
+    graceful_restart_time: int | None = None  # advertise GR (RFC 4724) with this restart time
+    restart_state: bool = False  # R bit in the OPENs until the first Established (after a restart)
+    forwarding_preserved: bool = False  # F bit per family in the OPENs until the first Established
     auto_restart: bool = True
     send_hold_time: float | None = None  # RFC 9687; None = max(480, 2 x negotiated hold time)
 
@@ -481,6 +484,10 @@ class Session:
         self._idle_hold_starts = 0  # IdleHoldTimer starts since a stable session/ManualStart
         self._manually_stopped = True  # until the first start: no automatic restarts
         self._passive_restart = settings.passive
+        # RFC 4724 bits of the next OPEN: the settings' until the first Established; then R=0
+        # (no restart since) and F=1 (this process holds the table it announced).
+        self.restart_state = settings.restart_state
+        self.forwarding_preserved = settings.forwarding_preserved
         self._handlers: dict[State, _Handler] = {
             State.IDLE: self._in_idle,
             State.CONNECT: self._in_connect,
@@ -534,13 +541,21 @@ class Session:
         *,
         reason: str = "",
         subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
+        notify: bool = True,
     ) -> list[Action]:
         """ManualStop (event 2): Cease/``subcode`` (with ``reason`` as RFC 9003 text for
-        administrative shutdown and reset) where an OPEN was sent; stay Idle afterwards."""
+        administrative shutdown and reset) where an OPEN was sent; stay Idle afterwards.
+
+        ``notify=False`` closes the connection without any NOTIFICATION: the planned
+        restart of RFC 4724, which a peer in helper mode takes as the start of the
+        restart (a NOTIFICATION would make it drop our routes, RFC 4724 4.2, 8538).
+        """
         data = b""
         if subcode in (CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, CeaseSubcode.ADMINISTRATIVE_RESET):
             data = shutdown_data(reason, limit=SHUTDOWN_COMMUNICATION_MAX) if reason else b""
         cease = BgpError(ErrorCode.CEASE, subcode, data, reason)
+        if not notify and self._state is not State.IDLE:
+            return self._manual_stop(now, cease, notify=False)
         return self.handle(Event.MANUAL_STOP, now, error=cease)
 
     def handle(
@@ -645,9 +660,11 @@ class Session:
     def build_open(self) -> Open:
         """Our OPEN: MP capability per family, route refresh, 4-octet AS, graceful restart.
 
-        Graceful restart is advertised as a receiver only (RFC 4724 3: no
-        AFI/SAFI, no Restart State, no forwarding state), so a spine never keeps
-        our routes after this speaker dies.
+        Graceful restart (RFC 4724) lists every configured family, so a helper keeps
+        our routes over a restart, with the F bit from :attr:`forwarding_preserved`
+        and the R bit from :attr:`restart_state`.  The N bit (RFC 8538) is never
+        set: a NOTIFICATION, hold timer expiry or BFD Cease from either side always
+        ends the session with its routes.
         """
         s = self.settings
         caps: list[Capability] = [Multiprotocol(afi, safi) for afi, safi in s.families]
@@ -655,7 +672,16 @@ class Session:
             caps.append(RouteRefreshCapability())
         caps.append(FourOctetAs(s.local_asn))
         if s.graceful_restart_time is not None:
-            caps.append(GracefulRestart(restart_time=s.graceful_restart_time))
+            caps.append(
+                GracefulRestart(
+                    restart_time=s.graceful_restart_time,
+                    restart_state=self.restart_state,
+                    families=tuple(
+                        GracefulRestartFamily(afi, safi, self.forwarding_preserved)
+                        for afi, safi in s.families
+                    ),
+                )
+            )
         my_as = s.local_asn if s.local_asn <= 0xFFFF else AS_TRANS
         return Open(
             my_as=my_as, hold_time=s.hold_time, bgp_id=s.router_id, capabilities=tuple(caps)
@@ -880,6 +906,7 @@ class Session:
             self._restart_hold(now)
             self._connect_retry_starts = 0
             self.established_at = now
+            self.restart_state, self.forwarding_preserved = False, True
             assert self.negotiated is not None
             return [*self._goto(State.ESTABLISHED), SessionEstablished(self.negotiated)]
         # any other event (9, 12-13, 19 on this connection, 20, 27-28)

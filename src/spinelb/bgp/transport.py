@@ -293,6 +293,10 @@ class PeerSession:
         self.rib: AdjRibOut | None = None
         self.received = AdjRibIn()
         self.end_of_rib: set[Family] = set()  # families whose initial table the peer finished
+        self.end_of_rib_sent: set[Family] = set()  # families whose whole table we sent
+        # False while the table is still incomplete (a Kubernetes source before its first
+        # sync): End-of-RIB waits, so a peer in graceful restart flushes nothing early.
+        self.table_complete = True
         self.established_at: float | None = None  # wall clock, for status
         self.last_error: str | None = None
         self.local_address: Address | None = None
@@ -333,8 +337,12 @@ class PeerSession:
         return bool(actions)
 
     async def stop(self, reason: str = "", *, subcode: int = wire.CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
-                   withdraw: bool = True, timeout: float = 2.0) -> None:
-        """Withdraw every route, send Cease with ``reason``, close (RFC 4486, RFC 9003)."""
+                   withdraw: bool = True, notify: bool = True, timeout: float = 2.0) -> None:
+        """Withdraw every route, send Cease with ``reason``, close (RFC 4486, RFC 9003).
+
+        ``withdraw=False, notify=False`` is a planned restart (RFC 4724): the connection
+        is closed with nothing said, so the peer keeps our routes as stale.
+        """
         self._stopping = True
         cand, self._candidate = self._candidate, None
         if cand is not None and cand.conn.transport is not None:
@@ -342,7 +350,7 @@ class PeerSession:
         if withdraw and self.rib is not None and self.connection is not None:
             self.rib.withdraw_all()
             self._flush_rib()
-        actions = self.fsm.stop(self._loop.time(), reason=reason, subcode=subcode)
+        actions = self.fsm.stop(self._loop.time(), reason=reason, subcode=subcode, notify=notify)
         self._run(actions)
         conn = self.connection
         if conn is not None and conn.transport is not None:
@@ -544,6 +552,8 @@ class PeerSession:
 
     async def _adopt_candidate(self, sock: socket.socket) -> None:
         machine = fsm.Session(self.settings)
+        machine.restart_state = self.fsm.restart_state  # the same OPEN as ours would carry
+        machine.forwarding_preserved = self.fsm.forwarding_preserved
         conn = _Connection(self, outgoing=False)
         self._candidate = _Candidate(machine, conn)
         now = self._loop.time()
@@ -656,6 +666,7 @@ class PeerSession:
         self.last_error = None
         self.received.clear()
         self.end_of_rib.clear()
+        self.end_of_rib_sent.clear()
         self.rib = AdjRibOut(families=negotiated.families, asn4=negotiated.asn4)
         self._eor_pending = set(negotiated.families)
         self.refresh_routes()
@@ -684,6 +695,11 @@ class PeerSession:
             self.rib.put(prefix, attrs)
         self.schedule_pump()
 
+    def complete_table(self) -> None:
+        """The table is whole now (the first Kubernetes sync is in): End-of-RIB may go."""
+        self.table_complete = True
+        self.schedule_pump()
+
     def schedule_pump(self) -> None:
         if not self._pump_scheduled:
             self._pump_scheduled = True
@@ -703,9 +719,10 @@ class PeerSession:
             self.check_sending(conn)
             self.schedule_pump()  # yield to the loop between batches
             return
-        if self._eor_pending:
+        if self._eor_pending and self.table_complete:  # RFC 4724: after the whole table only
             for family in sorted(self._eor_pending):
                 conn.write(end_of_rib(family, asn4=rib.asn4))
+            self.end_of_rib_sent |= self._eor_pending
             self._eor_pending.clear()
             self.fsm.message_sent(MessageType.UPDATE, self._loop.time())
             self.check_sending(conn)
@@ -760,6 +777,7 @@ class PeerSession:
             "last_error": self.last_error,
             "local_address": None if self.local_address is None else str(self.local_address),
             "end_of_rib_received": sorted(f"{afi}/{safi}" for afi, safi in self.end_of_rib),
+            "end_of_rib_sent": sorted(f"{afi}/{safi}" for afi, safi in self.end_of_rib_sent),
         }
 
 

@@ -111,11 +111,26 @@ class ListenConfig:
     port: int = DEFAULT_BGP_PORT
 
 
+#: Where a planned restart is recorded unless ``graceful_restart.state_file`` says otherwise:
+#: /run is emptied by a reboot, which must never pass for a planned restart.
+DEFAULT_RESTART_STATE_DIR = Path("/run/spinelb")
+
+
 @dataclass(frozen=True, slots=True)
 class GracefulRestartConfig:
-    """Advertise the graceful restart capability (RFC 4724) with this restart time (seconds)."""
+    """Graceful restart (RFC 4724): the restart time (seconds) the spines are told, and
+    the file a planned restart is recorded in (None: :data:`DEFAULT_RESTART_STATE_DIR`)."""
 
     restart_time: int
+    state_file: Path | None = None
+
+    def state_path(self, node_name: str) -> Path:
+        """The record's path: ``state_file``, or one per node under /run/spinelb (the lab
+        runs several speakers on one file system)."""
+        if self.state_file is not None:
+            return self.state_file
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in node_name)
+        return DEFAULT_RESTART_STATE_DIR / f"graceful-restart-{safe}.json"
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,7 +98,7 @@ POOL_KEYS = (
 CONTROLLER_KEYS = ("listen", "allow_remote")
 API_KEYS = ("listen", "allow_remote")
 LISTEN_KEYS = ("address", "port")
-GRACEFUL_RESTART_KEYS = ("restart_time",)
+GRACEFUL_RESTART_KEYS = ("restart_time", "state_file")
 PEER_KEYS = (
     "name",
     "address",
@@ -662,7 +662,15 @@ class _Checker:
         restart_time = self.integer(
             section, "restart_time", "graceful_restart", 0, MAX_RESTART_TIME, -1
         )
-        return GracefulRestartConfig(restart_time) if restart_time >= 0 else None
+        state_file = self.string(section, "state_file", "graceful_restart")
+        state_path = None
+        if state_file is not None:
+            state_path = Path(state_file)
+            if not state_path.is_absolute():
+                self.problem("graceful_restart.state_file", state_file,
+                             "must be an absolute path (the speaker's working directory varies)")
+                state_path = None
+        return GracefulRestartConfig(restart_time, state_path) if restart_time >= 0 else None
 
     def peers(
         self, value: object, local_asn: int | None, local_asn_given: bool

@@ -10,7 +10,10 @@ The documents are plain data in the config file's format
 the BGP password never appears in them: a speaker document names the file
 that holds it (``password_file``), which the deployment writes separately.
 BFD is the site's too: with ``spinelb_bgp.bfd`` on, every peer gets the timers
-the spines are configured with, so both ends of a session agree.
+the spines are configured with, so both ends of a session agree.  So is graceful
+restart: with ``spinelb_bgp.graceful_restart`` on, every speaker advertises the
+restart time the spines keep stale paths for (``SpeakerOptions.graceful_restart_time``
+still overrides it for one speaker).
 """
 
 from __future__ import annotations
@@ -111,8 +114,11 @@ def speaker_document(site: Site, worker: str, options: SpeakerOptions) -> dict[s
     }
     if options.listen is not None:
         document["listen"] = _listen(options.listen)
-    if options.graceful_restart_time is not None:
-        document["graceful_restart"] = {"restart_time": options.graceful_restart_time}
+    restart_time = options.graceful_restart_time
+    if restart_time is None:
+        restart_time = site.bgp.graceful_restart_time
+    if restart_time is not None:
+        document["graceful_restart"] = {"restart_time": restart_time}
     document["peers"] = peers
     if options.announce:
         document["announce"] = [dict(entry) for entry in options.announce]

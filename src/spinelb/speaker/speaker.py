@@ -4,7 +4,10 @@ It turns the config into per-peer session settings and per-peer route tables,
 runs the sessions over :mod:`spinelb.bgp.transport`, serves the local API, and
 handles the process signals: SIGTERM withdraws everything and closes every
 session with Cease/Administrative Shutdown; SIGHUP reloads the config and
-changes only what changed.
+changes only what changed; SIGUSR2, with ``graceful_restart`` configured, is a
+planned restart (RFC 4724, docs/graceful-restart.md): BFD AdminDown, every
+connection closed without a NOTIFICATION, the restart recorded, exit 0, so the
+spines keep the routes until the next process has sent its whole table again.
 
 With a ``kubernetes`` section, the Service addresses this node should announce
 (:mod:`spinelb.speaker.k8s_source`) join the static announcements as dynamic
@@ -15,9 +18,13 @@ sessions that carry its pool, without walking the rest of the table.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import json
 import logging
+import os
 import signal
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, ip_network
@@ -46,12 +53,19 @@ from spinelb.speaker.metrics import SpeakerMetrics
 log = logging.getLogger("spinelb.speaker")
 
 SHUTDOWN_REASON = "spinelb speaker stopping"
+RESTART_REASON = "spinelb speaker restarting (graceful restart)"
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 RESYNC_TIMEOUT = 10.0  # seconds a resync waits for the Kubernetes lists
 LOGGED_ADDRESSES = 20  # a burst logs counts and the first few addresses, not all of them
 
 
 def session_settings(config: SpeakerConfig, peer: PeerConfig) -> fsm.SessionSettings:
-    """The FSM's view of one peer: what goes into the OPEN and the timers."""
+    """The FSM's view of one peer: what goes into the OPEN and the timers.
+
+    Graceful restart, if configured, starts with R=0 and F=0: a spine drops whatever
+    it kept of ours as soon as the session is up.  :func:`restarting_settings` is the
+    first OPEN after a planned restart.
+    """
     router_id = config.router_id
     assert isinstance(router_id, IPv4Address)
     gr = config.graceful_restart
@@ -67,6 +81,67 @@ def session_settings(config: SpeakerConfig, peer: PeerConfig) -> fsm.SessionSett
         graceful_restart_time=None if gr is None else gr.restart_time,
         send_hold_time=peer.send_hold_time,
     )
+
+
+def restarting_settings(settings: fsm.SessionSettings) -> fsm.SessionSettings:
+    """``settings`` for the first OPEN after a planned restart: R=1 and F=1 (RFC 4724)."""
+    if settings.graceful_restart_time is None:
+        return settings
+    return replace(settings, restart_state=True, forwarding_preserved=True)
+
+
+# --- the planned-restart record (RFC 4724 restarting speaker) ---------------------------
+
+
+def boot_id() -> str:
+    """This boot's id: a record from before a reboot is never taken for a planned restart."""
+    try:
+        return BOOT_ID.read_text().strip()
+    except OSError:
+        return ""
+
+
+def record_planned_restart(path: Path, restart_time: int, *, now: float | None = None) -> None:
+    """Write the record a planned restart leaves for the next start (atomically, mode 0600)."""
+    record = {"restarting_at": time.time() if now is None else now, "boot_id": boot_id(),
+              "restart_time": restart_time, "pid": os.getpid()}
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(record, out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, path)
+
+
+def take_restart_record(path: Path, *, now: float | None = None) -> str | None:
+    """Consume the record at ``path``: None when it says this start is a planned restart,
+    else why not (no record, unreadable, another boot, older than its restart time).
+
+    The record is removed either way: one planned restart, one start with F=1.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return "no planned restart recorded"
+    except OSError as err:
+        return f"cannot read {path}: {err.strerror or err}"
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    try:
+        record = json.loads(text)
+        at, boot, restart_time = (float(record["restarting_at"]), str(record["boot_id"]),
+                                  int(record["restart_time"]))
+    except (ValueError, KeyError, TypeError):
+        return f"{path} is not a restart record"
+    age = (time.time() if now is None else now) - at
+    if boot != boot_id():
+        return "recorded before a reboot"
+    if not 0 <= age <= restart_time:
+        return f"recorded {age:.0f} s ago, more than the restart time ({restart_time} s)"
+    return None
 
 
 def peer_target(peer: PeerConfig) -> PeerTarget:
@@ -231,6 +306,9 @@ class Speaker:
         self.bfd: BfdTransport | None = None  # created when a peer asks for BFD
         self._bfd_peers: dict[tuple[Address, Address], str] = {}  # (local, peer) -> peer name
         self._stop = asyncio.Event()
+        self._restart_requested = False  # SIGUSR2: leave as a planned restart
+        self.restarting = False  # this start follows a planned restart (R=1, F=1)
+        self.table_complete = True  # False until a Kubernetes source's first sync
 
     # --- running -------------------------------------------------------------
 
@@ -239,16 +317,29 @@ class Speaker:
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        loop.add_signal_handler(signal.SIGUSR2, self.request_restart)
         await self.start()
         log.info("speaker running", extra={"node": self.config.node_name,
                                             "peers": len(self.sessions),
-                                            "announcements": len(self.config.announcements)})
+                                            "announcements": len(self.config.announcements),
+                                            "graceful_restart": self.restarting})
         await self._stop.wait()
-        await self.shutdown(SHUTDOWN_REASON)
+        if self._restart_requested:
+            await self.planned_restart()
+        else:
+            await self.shutdown(SHUTDOWN_REASON)
         return 0
 
     async def start(self) -> None:
         _settle()
+        gr = self.config.graceful_restart
+        if gr is not None:
+            why_not = take_restart_record(gr.state_path(self.config.node_name))
+            self.restarting = why_not is None
+            log.info("graceful restart", extra={
+                "restarting": self.restarting, "restart_time": gr.restart_time,
+                "forwarding_preserved": self.restarting, "reason": why_not or "planned restart"})
+        self.table_complete = self.config.kubernetes is None
         if self.config.api.enabled:
             assert self.config.api.address is not None
             self.api = ApiServer(
@@ -261,7 +352,7 @@ class Speaker:
             )
             await self.api.start()
         for peer in self.config.peers:
-            self._add_session(peer)
+            self._add_session(peer, restarting=self.restarting)
         self._start_listener()  # before dialling, so a peer dialling back finds it
         for peer in self.config.peers:
             if peer.bfd is None:
@@ -275,6 +366,47 @@ class Speaker:
         """Ask :meth:`run` to shut down (as SIGTERM does)."""
         self._stop.set()
 
+    def request_restart(self) -> None:
+        """Ask :meth:`run` for a planned restart (as SIGUSR2 does); without
+        ``graceful_restart`` configured there is none to make, and nothing happens."""
+        if self.config.graceful_restart is None:
+            log.warning("planned restart refused: graceful_restart is not configured "
+                        "(SIGTERM stops the speaker, withdrawing its routes)")
+            return
+        self._restart_requested = True
+        self._stop.set()
+
+    async def planned_restart(self) -> None:
+        """Leave so that the spines keep our routes until the next start re-announces them.
+
+        The restart is recorded first (if that fails, the ordinary shutdown runs:
+        withdrawn routes are safe, a restart the next start cannot recognise is not).
+        Then BFD says AdminDown, so the spines' BFD does not take the silence for a
+        failure (RFC 5882 3.2), and every BGP connection is closed with no
+        NOTIFICATION and no withdrawal: the start of an RFC 4724 restart.
+        """
+        gr = self.config.graceful_restart
+        assert gr is not None
+        path = gr.state_path(self.config.node_name)
+        try:
+            record_planned_restart(path, gr.restart_time)
+        except OSError as err:
+            log.error("cannot record the planned restart; stopping as on SIGTERM instead",
+                      extra={"path": str(path), "error": err.strerror or str(err)})
+            await self.shutdown(SHUTDOWN_REASON)
+            return
+        log.info("planned restart", extra={"restart_time": gr.restart_time, "record": str(path)})
+        await self._stop_source()
+        await asyncio.gather(*(s.stop(RESTART_REASON, withdraw=False, notify=False)
+                               for s in self.sessions.values()))
+        if self.bfd is not None:  # after the connections: see the docstring
+            self.bfd.close(admin_down=True)
+            self.bfd = None
+        if self.listener is not None:
+            await self.listener.close()
+        if self.api is not None:
+            await self.api.close()
+
     async def shutdown(self, reason: str) -> None:
         log.info("shutting down", extra={"reason": reason})
         await self._stop_source()
@@ -287,13 +419,15 @@ class Speaker:
         if self.api is not None:
             await self.api.close()
 
-    def _add_session(self, peer: PeerConfig) -> PeerSession:
+    def _add_session(self, peer: PeerConfig, *, restarting: bool = False) -> PeerSession:
         def routes(local: Address, families: frozenset[Family]) -> Mapping[Prefix, PathAttributes]:
             return self.table.routes_for(self.config.peer(peer.name), local, families)
 
-        session = PeerSession(
-            peer_target(peer), session_settings(self.config, peer), routes=routes, observer=self
-        )
+        settings = session_settings(self.config, peer)
+        if restarting:
+            settings = restarting_settings(settings)
+        session = PeerSession(peer_target(peer), settings, routes=routes, observer=self)
+        session.table_complete = self.table_complete  # End-of-RIB waits for the first sync
         self.sessions[peer.name] = session
         return session
 
@@ -484,6 +618,10 @@ class Speaker:
                         add.setdefault(name, {})[prefix] = route.attributes
         for name in add.keys() | remove.keys():
             self._send_route_changes(name, add.get(name, {}), remove.get(name, []))
+        if complete and not self.table_complete:  # the first sync: the table is whole now
+            self.table_complete = True
+            for session in self.sessions.values():
+                session.complete_table()  # End-of-RIB after the routes just queued
         self._count_service_addresses()
         if changed:
             up = sorted(str(a) for a, d in changed.items() if d is not None and d.announce)

@@ -79,6 +79,9 @@ class BgpSettings:
 
     ``bfd`` is None when BFD is off; otherwise the timers of every session, the
     same numbers for the spines' end and the speakers' (``bool(bfd)``: BFD is on).
+    ``graceful_restart_time`` is None when graceful restart is off; otherwise the
+    restart time every speaker advertises and the spines' stale-path bound
+    (docs/graceful-restart.md).
     """
 
     keepalive: int = 1
@@ -87,6 +90,7 @@ class BgpSettings:
     distance_ebgp: int = 20
     distance_ibgp: int = 70
     bfd: BfdSettings | None = None
+    graceful_restart_time: int | None = None
     maximum_prefix: int | None = None  # None: the number of host routes the session's pools hold
     password: str | None = field(default=None, repr=False)
 

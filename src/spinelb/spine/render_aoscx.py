@@ -12,6 +12,11 @@ BFD on, the configuration starts with ``bfd`` (BFD enabled on the switch) and an
 ``interface vlan N`` block per peering network's SVI carrying
 ``bfd min-transmit-interval``, ``bfd min-receive-interval`` and ``bfd
 detect-multiplier`` (AOS-CX 10.x High Availability Guide, BFD chapter).
+
+Graceful restart (the switch is a helper): ``bgp graceful-restart
+stalepath-time N`` with the site's restart time, in every VRF section
+(AOS-CX 10.x command reference, config-router; changing it restarts the VRF's
+BGP sessions).
 """
 
 from __future__ import annotations
@@ -69,6 +74,8 @@ def _instance(
         f"{indent}timers bgp {bgp.keepalive} {bgp.hold}",
         f"{indent}distance bgp {bgp.distance_ebgp} {bgp.distance_ibgp}",
     ]
+    if bgp.graceful_restart_time is not None:
+        lines.append(f"{indent}bgp graceful-restart stalepath-time {bgp.graceful_restart_time}")
     for neighbor in instance.neighbors:
         address = neighbor.address
         lines.append(f"{indent}neighbor {address} remote-as {neighbor.remote_as}")

@@ -9,6 +9,9 @@ across workers of different ASes), maximum-paths and distance inside the
 address family.  BFD's timers are one ``bfd`` profile, ``spinelb`` (bfdd must
 run); each neighbor names it with ``neighbor X bfd`` and ``neighbor X bfd
 profile spinelb``, both lines as FRR shows them, so a re-read compares equal.
+Graceful restart: FRR is a helper by default, so only ``bgp graceful-restart
+stalepath-time N`` (the site's restart time) is rendered, and not at FRR's
+default (360), which ``show running-config`` leaves out.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from .model import DEFAULT_VRF, BgpInstance, Neighbor, PrefixList, RouteMap, Spi
 
 MASK = "<redacted>"
 BFD_PROFILE = "spinelb"  # the one bfd profile spinelb owns (plugins/module_utils/frr_config.py)
+STALEPATH_TIME_DEFAULT = 360  # FRR 8.4's; not shown in the running configuration
 
 
 def _prefix_list(plist: PrefixList) -> str:
@@ -82,6 +86,9 @@ def _instance(intent: SpineIntent, instance: BgpInstance, password: str | None) 
         " bgp bestpath as-path multipath-relax",
         f" timers bgp {bgp.keepalive} {bgp.hold}",
     ]
+    stalepath = bgp.graceful_restart_time
+    if stalepath is not None and stalepath != STALEPATH_TIME_DEFAULT:
+        lines.append(f" bgp graceful-restart stalepath-time {stalepath}")
     for neighbor in instance.neighbors:
         lines += _neighbor(intent, neighbor, password)
     lines += [

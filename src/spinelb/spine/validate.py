@@ -46,6 +46,13 @@ BFD_RANGES = {
 #: ``bfd min-transmit-interval``, ``bfd detect-multiplier``), the widest over its
 #: platforms: the 6300, 6400, 8360 and 8400 take no interval below 500 ms.
 AOSCX_BFD_RANGES = {"min_rx_ms": (100, 20000), "min_tx_ms": (50, 20000), "multiplier": (1, 5)}
+#: Graceful restart: the restart time speakers advertise (RFC 4724: 12 bits) and the spines'
+#: stale-path time, within what both take (AOS-CX ``bgp graceful-restart stalepath-time``
+#: 1..3600; FRR 1..4095).  The default: long enough for a supervised restart, short enough
+#: that a crashed worker's stale routes (docs/graceful-restart.md) do not live long.
+GRACEFUL_RESTART_TIME_RANGE = (1, 3600)
+DEFAULT_GRACEFUL_RESTART_TIME = 30
+GRACEFUL_RESTART_KEYS = ("restart_time",)
 
 SPINES, WORKERS, MASTERS = "spines", "workers", "masters"
 
@@ -280,6 +287,11 @@ def _bgp(check: _Checker, data: Mapping[str, Any]) -> BgpSettings:
         bfd = _bfd(check, data["spinelb_bgp_bfd"], "spinelb_bgp_bfd")
     else:
         bfd = _bfd(check, raw.get("bfd"))
+    if "spinelb_bgp_graceful_restart" in data:  # an inventory layer turning it on or off
+        graceful_restart = _graceful_restart(
+            check, data["spinelb_bgp_graceful_restart"], "spinelb_bgp_graceful_restart")
+    else:
+        graceful_restart = _graceful_restart(check, raw.get("graceful_restart"))
     password = _password(check, data.get("spinelb_bgp_password"))
     return BgpSettings(
         keepalive=defaults.keepalive if keepalive is None else keepalive,
@@ -288,6 +300,7 @@ def _bgp(check: _Checker, data: Mapping[str, Any]) -> BgpSettings:
         distance_ebgp=defaults.distance_ebgp if ebgp is None else ebgp,
         distance_ibgp=defaults.distance_ibgp if ibgp is None else ibgp,
         bfd=bfd,
+        graceful_restart_time=graceful_restart,
         maximum_prefix=maximum_prefix,
         password=password,
     )
@@ -317,6 +330,28 @@ def _bfd(check: _Checker, value: Any, path: str = "spinelb_bgp.bfd") -> BfdSetti
     if unknown or len(timers) < len(BFD_RANGES):
         return None
     return BfdSettings(**timers)
+
+
+def _graceful_restart(
+    check: _Checker, value: Any, path: str = "spinelb_bgp.graceful_restart"
+) -> int | None:
+    """``spinelb_bgp.graceful_restart`` (or ``spinelb_bgp_graceful_restart``, which wins):
+    false or absent (off), true (the default restart time) or ``{restart_time: N}``."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return DEFAULT_GRACEFUL_RESTART_TIME
+    if not isinstance(value, Mapping):
+        check.add(path, f"{_show(value)} is not true, false or a mapping of restart_time")
+        return None
+    unknown = sorted(set(value) - set(GRACEFUL_RESTART_KEYS), key=str)
+    for key in unknown:
+        check.add(f"{path}.{key}", "is not a graceful restart setting (restart_time)")
+    low, high = GRACEFUL_RESTART_TIME_RANGE
+    restart_time = check.integer(
+        f"{path}.restart_time", value.get("restart_time", DEFAULT_GRACEFUL_RESTART_TIME), low, high
+    )
+    return None if unknown else restart_time
 
 
 def _aoscx_bfd(
