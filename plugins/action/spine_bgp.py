@@ -72,6 +72,19 @@ def stale_static_routes(client, ownership):
             if ownership.owns_prefix(prefix)]
 
 
+def aoscx_ownership(site):
+    """:func:`ownership` plus ``vlans``, the peering networks' VLANs: their SVIs' BFD timers."""
+    vlans = sorted({n.vlan for n in site.peering_networks if n.vlan is not None})
+    return dict(ownership(site), vlans=vlans)
+
+
+def _missing_svis_message(vlans, where):
+    names = ", ".join(f"interface vlan {vlan}" for vlan in vlans)
+    return (f"{where} has no {names}: BFD timers go on each peering network's SVI, which "
+            "spinelb does not create (CANU configures the SVIs); configure it, or correct "
+            "spinelb_networks.<name>.vlan. Nothing was changed")
+
+
 def run_aoscx(connection, state, config, bgp_password, owned, *, check_mode=False, diff=False,
               save=True, poll_interval=0.5):
     """Do ``state`` on an AOS-CX switch over REST; the task's result (without Ansible).
@@ -81,12 +94,16 @@ def run_aoscx(connection, state, config, bgp_password, owned, *, check_mode=Fals
     CLI text and diffed like FRR's (only objects the data names or, for ``overridden``,
     spinelb owns).  merged, replaced and overridden also remove every static route to a
     pool address, in any VRF: listed and deleted as REST resources (``static_routes`` of
-    each VRF; check mode only lists them).  When the BGP part differs the whole candidate
-    (running with the BGP blocks replaced) is dry-run on the switch and, outside check
-    mode, applied with a checkpoint.  A rejected dry-run leaves the switch untouched and
-    fails with its text.  The BGP and login passwords never appear in the result.
+    each VRF; check mode only lists them).  BFD (``bfd``, the timers on the SVIs of
+    ``owned["vlans"]``) follows ``aoscx_config.predict_bfd``; an SVI the intent needs and
+    the switch lacks fails the task before anything changes.  When the BGP or BFD part
+    differs the whole candidate (running with those parts replaced) is dry-run on the
+    switch and, outside check mode, applied with a checkpoint.  A rejected dry-run leaves
+    the switch untouched and fails with its text.  The BGP and login passwords never
+    appear in the result.
     """
     secrets = (bgp_password, connection.get("password"))
+    vlans = (owned or {}).get("vlans") or []
     result = {"changed": False}
     try:
         with AoscxClient(**connection) as client:
@@ -96,22 +113,29 @@ def run_aoscx(connection, state, config, bgp_password, owned, *, check_mode=Fals
                 result["gathered"] = aoscx_config.mask(have)
                 return result
             want = aoscx_config.parse(aoscx_config.unmask(config, bgp_password))
+            missing = aoscx_config.missing_svis(running, want) if state != "deleted" else []
+            if missing:
+                result.update(failed=True, msg=_missing_svis_message(missing, connection["host"]))
+                return result
             ownership = frr_config.Ownership.from_owned(owned)
             lines = frr_config.commands(have, want, state, ownership)
             removals = frr_config.static_route_commands(have, want, state, ownership)
             bgp_lines = lines[:len(lines) - len(removals)]  # the static routes come last
+            after = frr_config.predict(have, want, state, ownership)
+            aoscx_config.predict_bfd(running, want, state, vlans, after)
+            bfd_first, bfd_last = aoscx_config.bfd_commands(have, after)
             stale = (stale_static_routes(client, ownership)
                      if state in frr_config.STATES_REMOVING_STATIC_ROUTES else [])
-            result.update(changed=bool(lines or stale), before=aoscx_config.mask(have),
-                          commands=aoscx_config.commands_text(lines))
-            after = frr_config.predict(have, want, state, ownership)
+            result.update(changed=bool(lines or stale or bfd_first or bfd_last),
+                          before=aoscx_config.mask(have),
+                          commands=bfd_first + aoscx_config.commands_text(lines) + bfd_last)
             if stale and not check_mode:
                 for vrf, prefix in stale:
                     client.delete_static_route(vrf, prefix)
                 if save:
                     client.save()
                 running = client.running_config_text()
-            if bgp_lines:
+            if bgp_lines or bfd_first or bfd_last:
                 text = aoscx_config.candidate(running, after)
                 if check_mode:
                     verdict = client.dry_run(text, poll_interval=poll_interval)
@@ -131,9 +155,9 @@ def run_aoscx(connection, state, config, bgp_password, owned, *, check_mode=Fals
     if diff and state != "gathered":
         result["diff"] = {
             "before": aoscx_config.to_text(aoscx_config.mask(
-                frr_config.changed_view(have, want, ownership, state))),
+                aoscx_config.changed_view(have, want, ownership, state, vlans))),
             "after": aoscx_config.to_text(aoscx_config.mask(
-                frr_config.changed_view(after, want, ownership, state))),
+                aoscx_config.changed_view(after, want, ownership, state, vlans))),
         }
     return result
 
@@ -207,7 +231,7 @@ class ActionModule(ActionBase):
                 result.update(failed=True, msg=str(exc))
                 return result
             result.update(run_aoscx(
-                connection, state, text, site.bgp.password, ownership(site),
+                connection, state, text, site.bgp.password, aoscx_ownership(site),
                 check_mode=self._play_context.check_mode, diff=self._play_context.diff,
                 save=args["save"]))
             return result

@@ -37,6 +37,10 @@ description:
   - Only BGP instances, neighbors, route-maps, prefix-lists, static routes and (FRR) the BFD
     profile C(spinelb) are looked at; nothing else in the running configuration is read or
     changed (other BFD profiles and peers are left alone).
+  - On AOS-CX (over REST, see C(docs/aoscx.md)) BFD is also the global C(bfd) and the three
+    BFD timers of each peering network's existing SVI (C(interface vlan N)); the SVI's other
+    lines are kept, and an SVI missing on the switch fails the task, naming the VLAN, before
+    anything changes.
   - A static route (C(ip route), C(ipv6 route), global or in any VRF) to a host route (/32,
     /128) of an address inside one of the site's pools is drift, since those addresses are
     BGP's on a spine; V(merged), V(replaced) and V(overridden) remove it. Every other static
@@ -69,7 +73,9 @@ options:
         that the data no longer names (a decommissioned worker). spinelb owns route-maps named
         C(<host>-<peering network>), prefix-lists named C(pl-*) and C(single-path-*), and
         neighbors whose description or inbound route-map is such a name or a spine's name; on
-        FRR also the BFD profile C(spinelb) once BFD is off.
+        FRR also the BFD profile C(spinelb) once BFD is off; on AOS-CX, once BFD is off, the BFD
+        timers of the peering networks' SVIs and the global C(bfd) unless something else on
+        the switch uses BFD.
       - V(deleted) removes the neighbors, route-maps and prefix-lists the data names (and no
         static route).
       - V(gathered) returns the device's current configuration as data.

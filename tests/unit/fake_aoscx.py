@@ -20,9 +20,18 @@ the startup config and named checkpoints.  It serves the calls
   the running config text as AOS-CX prints them (``ip route P NEXTHOP[ vrf NAME]``), so the
   REST view and the CLI text always agree; :meth:`FakeAoscx.add_static_route` pre-loads one.
 
-The fake's JSON form of a config is ``{"System": {"cli": [lines], "mgmt_intf": {...},
-"subsystems": {...}}}``: an invented stand-in for AOS-CX's schema, opaque to the client
-except for the two keys it must preserve.  ``fail`` injects HTTP errors for one
+The fake's JSON form of a config is ``{"System": {"cli": [lines], "bfd_enable": bool,
+"mgmt_intf": {...}, "subsystems": {...}}, "Interface": {"vlan6": {"bfd_min_tx_interval": 500,
+...}}}``: an invented stand-in for AOS-CX's schema, opaque to the client except for the two keys
+it must preserve.  BFD is held as fields, the way a real switch keeps its configuration in a
+database and prints the CLI from it: the global ``bfd`` is ``System.bfd_enable`` (printed
+before the first interface) and an SVI's ``bfd min-transmit-interval`` / ``min-receive-interval``
+/ ``detect-multiplier`` are fields of that interface (printed last in its block, in that order,
+and not at all at AOS-CX's default of 3000 / 3000 / 5).  So a pushed config reads back
+normalised, as from a real switch.  ``bfd_enable`` is the real name (AOS-CX's ``bgp_neighbors``
+carry one too; ``neighbor X fall-over bfd`` stays a CLI line here); the interface field names
+are the fake's own.  The dry-run refuses a timer outside AOS-CX's ranges (transmit 50-20000 ms,
+receive 100-20000 ms, multiplier 1-5).  ``fail`` injects HTTP errors for one
 (method, path with query): a queue of outcomes, one per request, ``None`` meaning "answer normally";
 ``{session}`` in an injected text becomes the caller's session cookie (a switch echoing a
 secret).  ``resources`` answers further ``GET``s with JSON: the path after ``/rest/v10.09/``
@@ -49,6 +58,77 @@ API = "/rest/v10.09"
 COOKIE = "id"
 _STATIC_ROUTE = re.compile(r"^(?:ip|ipv6) route (\S+) .*?(?: vrf (\S+))?$")
 _STATIC_ROUTES_PATH = re.compile(r"^system/vrfs/([^/]+)/static_routes(?:/([^/]+))?$")
+_SVI = re.compile(r"^interface vlan (\d+)$")
+#: CLI timer of an SVI -> (field of the fake's Interface JSON, AOS-CX's default, lowest, highest)
+BFD_TIMERS = {
+    "bfd min-transmit-interval": ("bfd_min_tx_interval", 3000, 50, 20000),
+    "bfd min-receive-interval": ("bfd_min_rx_interval", 3000, 100, 20000),
+    "bfd detect-multiplier": ("bfd_detect_multiplier", 5, 1, 5),
+}
+
+
+def _bfd_timer(line: str) -> tuple[str, int] | None:
+    """(CLI timer, value) of an SVI line setting a BFD timer, else None."""
+    words = line.split()
+    setting = " ".join(words[:2])
+    if len(words) == 3 and setting in BFD_TIMERS and words[2].isdigit():
+        return setting, int(words[2])
+    return None
+
+
+def cli_to_json(cli: str) -> dict[str, Any]:
+    """CLI text as the fake's JSON: BFD as fields, every other line in ``System.cli``."""
+    lines: list[str] = []
+    interfaces: dict[str, dict[str, int]] = {}
+    enabled = False
+    svi: str | None = None
+    for line in cli.splitlines():
+        if not line.startswith(" "):
+            match = _SVI.match(line)
+            svi = f"vlan{match.group(1)}" if match else None
+            if line == "bfd":
+                enabled = True
+                continue
+        timer = _bfd_timer(line.strip()) if svi is not None and line.startswith(" ") else None
+        if timer is None:
+            lines.append(line)
+            continue
+        field_name, default, _, _ = BFD_TIMERS[timer[0]]
+        fields = interfaces.setdefault(svi or "", {})
+        fields.pop(field_name, None)
+        if timer[1] != default:
+            fields[field_name] = timer[1]
+    return {"System": {"cli": lines, "bfd_enable": enabled},
+            "Interface": {name: fields for name, fields in interfaces.items() if fields}}
+
+
+def json_to_cli(config: dict[str, Any]) -> str:
+    """The CLI text a switch prints for the fake's JSON (the inverse of :func:`cli_to_json`)."""
+    system = config["System"]
+    interfaces = {name: dict(fields) for name, fields in (config.get("Interface") or {}).items()}
+    out: list[str] = []
+
+    def timers(name: str) -> list[str]:
+        fields = interfaces.pop(name, {})
+        return [f"    {setting} {fields[field_name]}"
+                for setting, (field_name, _, _, _) in BFD_TIMERS.items() if field_name in fields]
+
+    svi: str | None = None
+    for line in system["cli"]:
+        if not line.startswith(" "):
+            if svi is not None:
+                out += timers(svi)
+            match = _SVI.match(line)
+            svi = f"vlan{match.group(1)}" if match else None
+        out.append(line)
+    if svi is not None:
+        out += timers(svi)
+    for name in sorted(interfaces):
+        out += [f"interface vlan {name[len('vlan'):]}", *timers(name)]
+    if system.get("bfd_enable"):
+        at = next((i for i, line in enumerate(out) if line.startswith("interface ")), len(out))
+        out.insert(at, "bfd")
+    return "".join(f"{line}\n" for line in out)
 
 
 @dataclass
@@ -60,13 +140,9 @@ class Snapshot:
     subsystems: dict[str, Any]
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "System": {
-                "cli": self.cli.splitlines(),
-                "mgmt_intf": dict(self.mgmt_intf),
-                "subsystems": dict(self.subsystems),
-            }
-        }
+        config = cli_to_json(self.cli)
+        config["System"].update(mgmt_intf=dict(self.mgmt_intf), subsystems=dict(self.subsystems))
+        return config
 
 
 @dataclass
@@ -182,11 +258,16 @@ class FakeAoscx:
         return sorted({"default", *named, *self.static_routes()})
 
     def _check(self, cli: str) -> list[str]:
-        return [
-            f"Line {n}: % Invalid input: {line.strip()}"
-            for n, line in enumerate(cli.splitlines(), 1)
-            if line.strip().startswith(self.invalid_commands)
-        ]
+        errors = []
+        for n, line in enumerate(cli.splitlines(), 1):
+            timer = _bfd_timer(line.strip())
+            if line.strip().startswith(self.invalid_commands):
+                errors.append(f"Line {n}: % Invalid input: {line.strip()}")
+            elif timer is not None and not BFD_TIMERS[timer[0]][2] <= timer[1] <= BFD_TIMERS[
+                    timer[0]][3]:
+                low, high = BFD_TIMERS[timer[0]][2:]
+                errors.append(f"Line {n}: % Invalid range: {line.strip()} ({low}-{high})")
+        return errors
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -314,7 +395,7 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "POST":
             cli = body.decode()
             errors = fake._check(cli)
-            candidate = {"System": {"cli": cli.splitlines()}}
+            candidate = cli_to_json(cli)
             fake._dryrun = (
                 {"state": "error", "errors": errors}
                 if errors
@@ -344,9 +425,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         else:
             try:
-                system = json.loads(body)["System"]
+                config = json.loads(body)
+                system = config["System"]
                 snap = Snapshot(
-                    "".join(f"{line}\n" for line in system["cli"]),
+                    json_to_cli(config),
                     dict(system.get("mgmt_intf") or {}),
                     dict(system.get("subsystems") or {}),
                 )
