@@ -114,3 +114,52 @@ def test_bfd_without_source_address_is_refused_naming_the_peer() -> None:
         assert "peers[0].bfd" in str(exc) and "source_address" in str(exc)
     else:
         raise AssertionError("a bfd peer without source_address was accepted")
+
+
+def test_a_reload_changes_bfd_without_restarting_the_bgp_session() -> None:
+    """New timers poll in place, BFD off and on again: the session keeps its start time;
+    a session BFD had torn down comes back once a reload turns BFD off."""
+    async def scenario() -> None:
+        announcer, receiver = pair(free_port(), BFD)
+        speaker, spine = Speaker(parse_config(announcer)), Spine(parse_config(receiver))
+        await spine.start()
+        await speaker.start()
+        session = speaker.sessions["spine"]
+        try:
+            await wait_for(lambda: session.state is State.ESTABLISHED, timeout=10)
+            established = session.established_at
+            slower = {"min_tx_ms": 100, "min_rx_ms": 100, "multiplier": 4}
+            announcer["peers"][0]["bfd"] = slower
+            await speaker.apply(parse_config(announcer))
+            assert speaker.bfd is not None
+            bfd = speaker.bfd.session(*next(iter(speaker._bfd_peers)))
+            assert bfd is not None and bfd.settings.multiplier == 4
+            # the peer keeps multiplier 3; our slower receive interval is in force once polled
+            await wait_for(lambda: bfd.detection_time_us == 300_000, timeout=5)
+            assert speaker.bfd_state("spine") == "Up"
+
+            announcer["peers"][0].pop("bfd")
+            await speaker.apply(parse_config(announcer))
+            assert speaker.bfd_state("spine") is None
+            announcer["peers"][0]["bfd"] = BFD
+            await speaker.apply(parse_config(announcer))
+            await wait_for(lambda: speaker.bfd_state("spine") == "Up", timeout=5)
+            assert session.state is State.ESTABLISHED
+            assert session.established_at == established
+            assert speaker.sessions["spine"] is session
+
+            # the spine's BFD goes silent: BGP down and waiting for BFD; a reload without
+            # bfd (the spine no longer runs it) brings the session back at once
+            assert spine.bfd is not None
+            spine.bfd.close(admin_down=False)
+            spine.bfd = None
+            await wait_for(lambda: session.state is State.IDLE, timeout=5)
+            announcer["peers"][0].pop("bfd")
+            await speaker.apply(parse_config(announcer))
+            await wait_for(lambda: session.state is State.ESTABLISHED, timeout=10)
+            await wait_for(lambda: len(spine.routes) == 3)
+        finally:
+            await speaker.shutdown("test over")
+            await spine.shutdown("test over")
+
+    asyncio.run(scenario())

@@ -186,6 +186,13 @@ class BfdTransport:
         self._run(entry, session.start(self._loop.time()))
         return session
 
+    def reconfigure(self, session: Session, settings: BfdSettings) -> None:
+        """New timers for a running session: a Poll sequence when Up (RFC 5880 6.8.3)."""
+        entry = self._by_addresses.get((session.local_address, session.peer_address))
+        if entry is None or entry.session is not session:
+            return
+        self._run(entry, session.reconfigure(settings, self._loop.time()))
+
     def remove_session(self, session: Session, *, admin_down: bool = True) -> None:
         """Stop a session and close its socket; first tell the peer AdminDown, unless asked not to."""
         entry = self._by_addresses.get((session.local_address, session.peer_address))

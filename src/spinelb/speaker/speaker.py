@@ -499,6 +499,8 @@ class Speaker:
                 else:
                     self._add_bfd(peer)
             else:
+                if old_peers[name].bfd != peer.bfd:
+                    self._change_bfd(old_peers[name], peer)
                 self.sessions[name].refresh_routes()
         if (old.listen, old.api) != (new.listen, new.api):
             log.warning("api/listen changes take effect at the next restart")
@@ -549,6 +551,30 @@ class Speaker:
                                multiplier=peer.bfd.multiplier)
         self._bfd_peers[(peer.source_address, peer.address)] = peer.name
         self.bfd.add_session(peer.source_address, peer.address, settings)
+
+    def _change_bfd(self, old: PeerConfig, new: PeerConfig) -> None:
+        """A reload that changes only a kept peer's ``bfd``: its BGP session is not restarted.
+
+        BFD off: our BFD session says AdminDown and goes; a BGP session that BFD had torn
+        down starts again.  BFD on: a BFD session starts beside the running BGP session
+        (which it tears down if it goes from Up to Down).  New timers: a Poll sequence on
+        the running BFD session.
+        """
+        session = self.sessions[new.name]
+        if new.bfd is None:
+            self._remove_bfd(new.name)
+            if session.state is fsm.State.IDLE:
+                session.start()
+        elif old.bfd is None:
+            self._add_bfd(new)
+        else:
+            assert new.source_address is not None  # validated with bfd
+            found = self.bfd.session(new.source_address, new.address) if self.bfd else None
+            if self.bfd is not None and found is not None:
+                self.bfd.reconfigure(found, BfdSettings(
+                    min_tx_ms=new.bfd.min_tx_ms, min_rx_ms=new.bfd.min_rx_ms,
+                    multiplier=new.bfd.multiplier))
+        log.info("bfd reconfigured", extra={"peer": new.name, "bfd": new.bfd is not None})
 
     def _remove_bfd(self, name: str) -> None:
         for key, peer in list(self._bfd_peers.items()):
