@@ -116,6 +116,12 @@ def node_problems(name: str, node: NodeInfo | None) -> list[str]:
 DecisionSink = Callable[[Mapping[Address, "Decision | None"], bool], None]
 
 
+#: The ceiling of the watch retry backoff: after an API server outage of any length, changes
+#: made meanwhile arrive within about this long of its return (client-go's 30 s meant up to
+#: 30 s). A refused or timed-out request every 2.5-5 s per node costs a recovering server little.
+API_RETRY_CEILING = 5.0
+
+
 class KubernetesSource:
     """Services, EndpointSlices and this Node, watched; decisions, recomputed as they change.
 
@@ -130,7 +136,7 @@ class KubernetesSource:
         pools: Sequence[PoolConfig],
         on_decisions: DecisionSink,
         *,
-        backoff_max: float = 30.0,
+        backoff_max: float = API_RETRY_CEILING,
     ) -> None:
         self.config = config
         self.node = node
