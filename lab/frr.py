@@ -12,7 +12,9 @@ stopped by the pids in their own pid files, never by name.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -20,7 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.netns import LabError, Namespace, pid_alive, read_pid_file, sh, stop_pid, wait_for
+from lab.netns import (
+    LabError,
+    Namespace,
+    pid_alive,
+    pid_cmdline,
+    read_pid_file,
+    sh,
+    stop_pid,
+    wait_for,
+)
 
 FRR_BIN = Path("/usr/lib/frr")
 ETC = Path("/etc/frr")
@@ -88,22 +99,48 @@ class FrrRouter:
         for path in (conf, self.etc_dir / "vtysh.conf"):
             shutil.chown(path, FRR_USER, FRR_USER)
         for daemon in self.daemons:
-            args = [
-                str(FRR_BIN / daemon), "-d", "-N", self.ns.name,
-                "-f", str(self.etc_dir / f"{daemon}.conf"),
-                "-i", str(self.pid_file(daemon)),
-                "-P", "0",
-                "--log", f"file:{self.log_file(daemon)}",
-            ]
-            if daemon == "bgpd":
-                args += ["-p", str(self.bgp_port)]
-            self.ns.run(args)
+            self.ns.run(self.daemon_command(daemon))
         wait_for(
             lambda: all(d in self.pids() for d in self.daemons),
             timeout=10, what=f"FRR daemons in {self.ns.name}",
         )
         self.apply()
         return self
+
+    def daemon_command(self, daemon: str) -> list[str]:
+        """How :meth:`start` runs ``daemon``: in the background, in this pathspace, its own log."""
+        args = [
+            str(FRR_BIN / daemon), "-d", "-N", self.ns.name,
+            "-f", str(self.etc_dir / f"{daemon}.conf"),
+            "-i", str(self.pid_file(daemon)),
+            "-P", "0",
+            "--log", f"file:{self.log_file(daemon)}",
+        ]
+        if daemon == "bgpd":
+            args += ["-p", str(self.bgp_port)]
+        return args
+
+    def kill(self, daemon: str) -> int:
+        """SIGKILL one daemon, as a crash would (no NOTIFICATION, the kernel closes its
+        sockets); the other daemons stay.  Returns its pid once it is gone."""
+        pid = self.pids().get(daemon)
+        if pid is None or f"-N {self.ns.name}" not in pid_cmdline(pid):
+            raise LabError(f"{daemon} is not running in {self.ns.name}")
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not pid_alive(pid), timeout=5, interval=0.01,
+                 what=f"{daemon} ({pid}) in {self.ns.name} to die")
+        self.pid_file(daemon).unlink(missing_ok=True)
+        return pid
+
+    def start_daemon(self, daemon: str) -> None:
+        """Start one daemon again as :meth:`start` does and give it its part of the saved
+        integrated frr.conf (``vtysh -b -d DAEMON``, what FRR's init does after a restart)."""
+        self.ns.run(self.daemon_command(daemon))
+        wait_for(lambda: daemon in self.pids(), timeout=10, interval=0.01,
+                 what=f"{daemon} in {self.ns.name}")
+        out = sh(["vtysh", "-N", self.ns.name, "-b", "-d", daemon], check=False)
+        if "Unknown command" in out or "error" in out.lower():
+            raise LabError(f"{daemon} in {self.ns.name} rejected its config: {out.strip()}")
 
     def apply(self) -> None:
         """Apply the integrated frr.conf to the running daemons (``vtysh -b``)."""
