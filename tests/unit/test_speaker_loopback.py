@@ -134,3 +134,32 @@ def test_connection_collision_leaves_exactly_one_session() -> None:
             await b.shutdown("test over")
 
     asyncio.run(scenario())
+
+
+def test_no_api_endpoint_shows_the_bgp_password() -> None:
+    """Every GET endpoint of a speaker whose session runs TCP MD5: the password is nowhere."""
+    import urllib.request
+
+    from spinelb.speaker.api import GET_PATHS
+
+    password = "s3cret-md5-Zq9"
+
+    async def scenario() -> None:
+        a_conf, b_conf = configs(free_port(), 3, password=password)
+        a_conf["api"] = {"listen": f"127.0.0.1:{free_port()}"}
+        a, b = Speaker(parse_config(a_conf)), Speaker(parse_config(b_conf))
+        await b.start()
+        await a.start()
+        try:
+            await wait_for(lambda: len(b.sessions["w001"].received) == 3)
+            assert a.api is not None
+            for path in GET_PATHS:
+                url = f"http://127.0.0.1:{a.api.port}{path}"
+                body = await asyncio.to_thread(lambda url=url: urllib.request.urlopen(url).read())
+                assert body, path
+                assert password.encode() not in body, path
+        finally:
+            await a.shutdown("test over")
+            await b.shutdown("test over")
+
+    asyncio.run(scenario())
