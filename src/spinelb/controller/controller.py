@@ -13,6 +13,12 @@ failover never moves an address.  A Service that cannot be served is left
 without status and with an Event saying why; it is tried again when an address
 is released or its own object changes, never in a loop, or when an operator
 asks (``POST /assign``, :meth:`Controller.assign_pending`).
+
+The store lags behind the controller's own writes (the watch brings them back
+later, most of all under load).  Until it shows the resourceVersion a status
+patch returned, the Service is decided with the status written, so a Lease
+lost and taken back meanwhile neither writes that status again nor hands its
+addresses to another Service.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import os
 import signal
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from spinelb import __version__
@@ -33,7 +39,15 @@ from spinelb.bgp.wire import Address
 from spinelb.config import ControllerConfig
 from spinelb.controller.metrics import ControllerMetrics
 from spinelb.ipam import AllocationError, Allocator
-from spinelb.k8s.client import LEASES, SERVICES, ApiError, ApiUnavailable, Kube, connect
+from spinelb.k8s.client import (
+    LEASES,
+    SERVICES,
+    ApiError,
+    ApiUnavailable,
+    Kube,
+    connect,
+    resource_version,
+)
 from spinelb.k8s.events import EventRecorder
 from spinelb.k8s.lease import LeaderElector
 from spinelb.k8s.objects import ServiceInfo, owned, service_info
@@ -107,6 +121,8 @@ class Controller:
         self.api: ApiServer | None = None
         self.pending: dict[str, str] = {}  # key -> the AllocationFailed message last reported
         self._reported: dict[str, tuple[Address, ...]] = {}  # key -> addresses announced by Event
+        # key -> (resourceVersion, ingress) of our last status patch the store may not show yet
+        self._written: dict[str, tuple[str, tuple[Address, ...]]] = {}
         self._dirty: dict[str, None] = {}  # keys to decide, in arrival order
         self._wake = asyncio.Event()
         self._seeded = False
@@ -199,7 +215,7 @@ class Controller:
         self.allocator = Allocator(self.config.pools)
         self.pending.clear()
         self._reported.clear()
-        infos = [service_info(obj) for obj in self.reflector.store.values()]
+        infos = [self._as_written(obj) for obj in self.reflector.store.values()]
         mine = sorted(
             (info for info in infos if owned(info, self.load_balancer_class)),
             key=lambda info: (info.created, info.key),
@@ -227,12 +243,13 @@ class Controller:
         if obj is None:
             released = self.allocator.release(key)
             self._forget(key)
+            self._written.pop(key, None)
             if released:
                 log.info("released", extra={"service": key, "addresses": _text(released),
                                             "why": "deleted"})
                 self._retry_pending()
             return None
-        info = service_info(obj)
+        info = self._as_written(obj)
         if not owned(info, self.load_balancer_class):
             return self._release(info, obj)
         if info.problems:
@@ -296,6 +313,24 @@ class Controller:
             return None
         return Outcome(obj, ingress=clear, event=event)
 
+    def _as_written(self, obj: Mapping[str, Any]) -> ServiceInfo:
+        """The Service as stored, with the status we wrote while the store is older than the write.
+
+        Deciding from a store that has not caught up with our own patch would
+        write that status again and take its addresses for free.  A store at or
+        past the patch's resourceVersion (someone else's later change included)
+        is the truth again, and the remembered write is dropped.
+        """
+        info = service_info(obj)
+        written = self._written.get(info.key)
+        if written is None:
+            return info
+        version, ingress = written
+        if not _older(resource_version(obj), version):
+            del self._written[info.key]
+            return info
+        return replace(info, ingress=ingress)
+
     def _forget(self, key: str) -> None:
         self.pending.pop(key, None)
         self._reported.pop(key, None)
@@ -319,7 +354,7 @@ class Controller:
                 ingress = [{"ip": str(a)} for a in outcome.ingress] if outcome.ingress else None
                 body = {"status": {"loadBalancer": {"ingress": ingress}}}
                 try:
-                    await self.kube.patch_status(SERVICES, namespace, name, body)
+                    written = await self.kube.patch_status(SERVICES, namespace, name, body)
                 except ApiError as err:
                     if err.status == 404:
                         return  # deleted meanwhile: the watch tells
@@ -328,6 +363,9 @@ class Controller:
                 except ApiUnavailable as err:
                     self._write_failed(f"{namespace}/{name}", str(err))
                     return
+                self._written[f"{namespace}/{name}"] = (
+                    resource_version(written), service_info(written).ingress
+                )
             if outcome.event is not None:
                 await self.events.record(outcome.service, *outcome.event)
 
@@ -437,6 +475,24 @@ class Controller:
 
 def _text(addresses: tuple[Address, ...]) -> list[str]:
     return [str(a) for a in addresses]
+
+
+def _older(version: str, than: str) -> bool:
+    """Whether resourceVersion ``version`` is certainly older than ``than``.
+
+    Kubernetes 1.35 made resourceVersions comparable (KEP-5504): decimal
+    integers without leading zeros, the longer one the newer, else the
+    lexicographically greater.  Versions not of that form are only known to
+    differ, so they are not called older: the store is then trusted, which at
+    worst writes a status again.
+    """
+    if not _comparable(version) or not _comparable(than):
+        return False
+    return (len(version), version) < (len(than), than)
+
+
+def _comparable(version: str) -> bool:
+    return version.isascii() and version.isdigit() and not version.startswith("0")
 
 
 async def serve(config: ControllerConfig, identity: str) -> int:
