@@ -100,7 +100,7 @@ class Controller:
         *,
         lease_duration: float = 4.0,
         renew_period: float = 1.0,
-        backoff_max: float = 30.0,
+        backoff_max: float = 5.0,  # changes made during an API outage arrive within ~5 s
     ) -> None:
         self.config = config
         self.kube = kube
