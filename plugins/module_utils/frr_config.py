@@ -267,6 +267,47 @@ def _bfd_profile_commands(have, want, state):
     return before, after
 
 
+def _neighbors_leaving_bfd(have, want, state):
+    """The kept neighbors whose ``bfd profile spinelb`` ``state`` removes (replaced, overridden).
+
+    A neighbor removed or re-created (new remote AS) is not one: its BGP session ends anyway.
+    """
+    if state not in ("replaced", "overridden"):
+        return []
+    leaving = []
+    for header, instance in want["bgp"].items():
+        had = have["bgp"].get(header)
+        if had is None:
+            continue
+        for address, lines in instance["neighbors"].items():
+            named = f"neighbor {address} bfd profile {BFD_PROFILE}"
+            if (named in had["neighbors"].get(address, []) and named not in lines
+                    and _remote_as(had, address) == _remote_as(instance, address)):
+                leaving.append(address)
+    return leaving
+
+
+def _bfd_quiet_commands(have, want, state):
+    """(lines before BGP, lines after BGP) that take BFD off neighbors without a BGP flap.
+
+    Removing ``neighbor X bfd`` makes FRR 8.4's bfdd end the session with a Down, which the
+    speaker (and any RFC 5882 peer) takes as a path failure and drops BGP.  So the owned
+    profile is shut down first: bfdd sends AdminDown, which both its own bgpd and the speaker
+    leave BGP alone for (RFC 5882 3.2); the neighbors' lines go next.  Afterwards the profile
+    is as it was (``no shutdown``) unless :func:`_bfd_profile_commands` removes it.  Nothing
+    when no kept neighbor loses the profile, or it is shut down already.
+    """
+    if not _neighbors_leaving_bfd(have, want, state):
+        return [], []
+    had = have.get("bfd_profiles", {}).get(BFD_PROFILE)
+    wanted = want.get("bfd_profiles", {}).get(BFD_PROFILE)
+    if had is None or "shutdown" in had or (wanted is not None and "shutdown" in wanted):
+        return [], []
+    removed = state == "overridden" and wanted is None
+    return (_bfd_block(BFD_PROFILE, ["shutdown"]),
+            [] if removed else _bfd_block(BFD_PROFILE, ["no shutdown"]))
+
+
 def _vrf_order(vrf):
     """The default VRF first, then the others by name."""
     return (vrf != DEFAULT_VRF, vrf)
@@ -467,7 +508,10 @@ def commands(have, want, state, ownership=None):
     Order: entries replaced inside named prefix-lists and route-maps go first
     (FRR refuses a second entry with the same sequence), then new prefix-lists
     and route-maps, then BGP (which refers to them), then whole objects that
-    are gone, once no neighbor refers to them, then the static routes.
+    are gone, once no neighbor refers to them, then the static routes.  When
+    replaced or overridden takes ``bfd profile spinelb`` off kept neighbors,
+    the profile is shut down before BGP and, unless removed, brought back
+    after it (:func:`_bfd_quiet_commands`).
     """
     if state not in STATES_WITH_CHANGES:
         raise ValueError(f"state {state!r} computes no commands")
@@ -508,7 +552,8 @@ def commands(have, want, state, ownership=None):
                  if n not in want["route_maps"] and ownership.route_maps.search(n)]
         gone += ["no ip prefix-list " + n for n in sorted(have["prefix_lists"])
                  if n not in want["prefix_lists"] and ownership.prefix_lists.search(n)]
-    return (first + adds + profiles + bgp + gone + profiles_gone
+    quiet, restored = _bfd_quiet_commands(have, want, state)
+    return (first + adds + profiles + quiet + bgp + gone + profiles_gone + restored
             + static_route_commands(have, want, state, ownership))
 
 

@@ -4,11 +4,14 @@ The module runs as Ansible runs it (``main()`` with its arguments), with the
 real ``vtysh -N NS``: the site's render with BFD is pushed, a second run has
 nothing to do in every converging state, new timers change only the timers,
 and turning BFD off with ``overridden`` removes the profile and the neighbors'
-``bfd`` lines, leaving someone else's profile alone.  Takes a few seconds.
+``bfd`` lines, leaving someone else's profile alone.  Turning it off shuts the profile down
+around the neighbors' lines (bfdd says AdminDown first; ``test_bfd_toggle_frr`` shows the
+sessions kept), with ``replaced`` too, in check mode alike.  Takes a few seconds.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Iterator
@@ -57,7 +60,7 @@ def frr() -> Iterator[FrrRouter]:
 
 
 def spine_bgp_task(
-    capsys: pytest.CaptureFixture[str], site: Site, state: str
+    capsys: pytest.CaptureFixture[str], site: Site, state: str, *, check: bool = False
 ) -> dict[str, Any]:
     """One run of the module on the namespace's FRR, as the action plugin calls it (with diff)."""
     args = {
@@ -68,6 +71,7 @@ def spine_bgp_task(
         "save": False,
         "owned": action.ownership(site),
         "_ansible_diff": True,
+        "_ansible_check_mode": check,
     }
     with patch_module_args(args), pytest.raises(SystemExit):
         spine_bgp.main()
@@ -117,3 +121,87 @@ def test_bfd_profile_pushed_idempotent_retimed_and_removed(
     assert "profile spinelb" not in running and " bfd" not in running.split("router bgp")[1]
     assert profile(frr, "other") == ["detect-multiplier 5"]
     assert not spine_bgp_task(capsys, off, "overridden")["changed"]
+
+
+# --- turning BFD off without a BGP flap --------------------------------------------------------
+
+fc: Any = collection_module("plugins.module_utils.frr_config")
+FAST = {"min_rx_ms": 100, "min_tx_ms": 100, "multiplier": 3}
+SHUT = ["bfd", " profile spinelb", "  shutdown", " exit", "exit"]
+UNSHUT = ["bfd", " profile spinelb", "  no shutdown", " exit", "exit"]
+
+
+def parsed(site: Site) -> dict[str, Any]:
+    result: dict[str, Any] = fc.parse(render(site, SPINE, "frr"))
+    return result
+
+
+def off_commands(state: str) -> list[str]:
+    """The commands taking the lab's spine from BFD on to off under ``state``."""
+    lines: list[str] = fc.commands(parsed(with_options("lab", bfd=FAST)),
+                                   parsed(with_options("lab")), state,
+                                   fc.Ownership.from_owned(action.ownership(with_options("lab"))))
+    return lines
+
+
+def test_replaced_shuts_the_profile_down_around_the_neighbors() -> None:
+    """bfdd says AdminDown before ``no neighbor X bfd``, and the profile is left as it was."""
+    lines = off_commands("replaced")
+    assert lines[:5] == SHUT
+    assert lines[-5:] == UNSHUT
+    assert " no neighbor 10.252.1.10 bfd" in lines[5:-5]
+
+
+def test_overridden_shuts_the_profile_down_then_removes_it() -> None:
+    lines = off_commands("overridden")
+    assert lines[:5] == SHUT
+    assert lines[-3:] == ["bfd", " no profile spinelb", "exit"]
+    assert "  no shutdown" not in lines
+
+
+def test_no_shutdown_when_no_neighbor_leaves_bfd() -> None:
+    """merged removes nothing; a rerun, deleted and a profile shut down already need no wrap."""
+    assert "  shutdown" not in off_commands("merged")
+    assert "  shutdown" not in off_commands("deleted")
+    on, off = parsed(with_options("lab", bfd=FAST)), parsed(with_options("lab"))
+    assert fc.commands(off, off, "replaced") == []
+    retimed = parsed(with_options("lab", bfd={**FAST, "multiplier": 4}))
+    assert "  shutdown" not in fc.commands(on, retimed, "replaced")
+    on["bfd_profiles"]["spinelb"].append("shutdown")
+    assert "  shutdown" not in fc.commands(on, off, "replaced")
+
+
+def test_a_neighbor_removed_whole_is_no_reason_to_shut_down() -> None:
+    """A neighbor that goes (or is re-created) loses its BGP session anyway."""
+    on = parsed(with_options("lab", bfd=FAST))
+    fewer = copy.deepcopy(on)
+    for instance in fewer["bgp"].values():
+        instance["neighbors"].pop("10.252.1.10")
+        for family in instance["address_families"].values():
+            family["neighbors"].pop("10.252.1.10", None)
+    assert "  shutdown" not in fc.commands(on, fewer, "replaced")
+
+
+def test_replaced_off_on_frr_check_mode_then_for_real(
+    frr: FrrRouter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Check mode reports the wrapped commands and changes nothing; the real run leaves the
+    profile (replaced does not remove it) without ``shutdown``; on again is one run."""
+    fast = with_options("lab", bfd=FAST)
+    spine_bgp_task(capsys, fast, "replaced")
+    on_config = frr.vtysh("show running-config")
+    checked = spine_bgp_task(capsys, with_options("lab"), "replaced", check=True)
+    assert checked["changed"] and checked["commands"][:5] == SHUT
+    assert frr.vtysh("show running-config") == on_config
+    real = spine_bgp_task(capsys, with_options("lab"), "replaced")
+    assert real["commands"] == checked["commands"]
+    for side in ("before", "after"):  # FRR orders some lines its own way
+        assert set(real["diff"][side].splitlines()) == set(checked["diff"][side].splitlines())
+    assert " bfd" not in real["diff"]["after"].split("router bgp")[1]
+    running = frr.vtysh("show running-config")
+    assert "shutdown" not in running and " bfd" not in running.split("router bgp")[1]
+    assert profile(frr, "spinelb") == ["transmit-interval 100", "receive-interval 100"]
+    assert not spine_bgp_task(capsys, with_options("lab"), "replaced")["changed"]
+    assert spine_bgp_task(capsys, fast, "replaced")["changed"]
+    assert not spine_bgp_task(capsys, fast, "replaced")["changed"]
+    spine_bgp_task(capsys, with_options("lab"), "overridden")
