@@ -11,6 +11,8 @@ both spines' kernel routes every ~5 ms:
   ECMP 10.92.100.71 never lose ncn-w001's next hop; afterwards every session is up again,
   End-of-RIB received and no path stale (FRR's JSON);
 - SIGTERM (the contrast, once): 10.92.100.60 loses ncn-w001 as its next hop;
+- its links down (the node dies): BFD removes it from both spines in well under a second, GR
+  keeps nothing stale;
 - SIGKILL: the spines keep the routes as stale (the reason the lab leaves it off), until the
   restarted speaker, with no restart record, says F=0: then no stale path is left.
 
@@ -193,3 +195,25 @@ def test_sigkill_leaves_stale_routes_until_the_restarted_speaker_says_f0(lab: La
     for router, address in lab.neighbors():
         state = lab.gr_state(router, address)
         assert state.get("rBit") is False and state["ipv4Unicast"].get("fBit") is False
+
+
+def test_a_dead_worker_is_removed_by_bfd_even_with_graceful_restart(lab: Lab) -> None:
+    """The node itself gone (its links down, nothing said): BFD removes it, GR keeps nothing."""
+    ns = lab.lab.ns(lab.worker)
+    links = [net for net in lab.lab.site.networks if net in lab.worker.addresses]
+    for link in links:
+        ns.link_down(link)
+    started = time.monotonic()
+    try:
+        wait_for(lambda: all(lab.hop not in lab.lab.kernel_next_hops(spine, ECMP)
+                             for spine in lab.lab.site.spines.values()),
+                 timeout=10, interval=0.005, what=f"both spines to drop {WORKER} for {ECMP}")
+        took = time.monotonic() - started
+        assert not lab.has_hop(TFTP)
+    finally:
+        for link in links:
+            ns.link_up(link)
+    print(f"graceful restart on, links down: {WORKER} gone from both spines in "
+          f"{took * 1000:.0f} ms")
+    assert took < 1.0  # BFD 100 ms x 3 ends the session with its routes (no stale path)
+    wait_for(lab.restarted_cleanly, timeout=60, interval=0.1, what=f"{WORKER} back")
