@@ -237,6 +237,24 @@ def test_net_bind_service_only_for_a_listener_below_1024(
     assert controller["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
 
+@pytest.mark.parametrize(("listen", "added"), [
+    (None, ["NET_RAW"]), ("0.0.0.0:179", ["NET_BIND_SERVICE", "NET_RAW"]),
+])
+def test_net_raw_only_for_a_layer2_pool(listen: str | None, added: list[str]) -> None:
+    base = options(listen=listen)
+    configs = {}
+    for worker, config in base.speaker_configs.items():
+        pools = [dict(pool) for pool in config["pools"]]
+        pools[0].update(mode="layer2", interfaces=["can"])
+        configs[worker] = {**config, "pools": pools}
+    spec = pod_spec(manifests(dataclasses.replace(base, speaker_configs=configs)), "DaemonSet")
+    container = spec["containers"][0]["securityContext"]
+    assert container["capabilities"] == {"drop": ["ALL"], "add": added}
+    assert spec["securityContext"]["runAsUser"] == 0  # an added capability needs uid 0
+    plain = pod_spec(manifests(options()), "DaemonSet")["containers"][0]["securityContext"]
+    assert "add" not in plain["capabilities"]
+
+
 # --- shapes ----------------------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(SYSTEMD_ANALYZE is None,
 
 
 def render(tmp_path: Path, component: str = "speaker", *, privileged: bool = False,
-           text: str | None = None) -> Path:
+           raw: bool = False, text: str | None = None) -> Path:
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True, exist_ok=True)
     program = venv / "bin" / "spinelb"
@@ -38,6 +38,7 @@ def render(tmp_path: Path, component: str = "speaker", *, privileged: bool = Fal
         ansible_managed="Ansible managed", runtime_component=component, runtime_venv=str(venv),
         runtime_config_path=f"/etc/spinelb/{component}.yaml", runtime_user="spinelb",
         runtime_group="spinelb", runtime_listen_privileged=str(privileged),
+        runtime_raw_sockets=str(raw),
     ))
     return unit
 
@@ -85,3 +86,20 @@ def test_the_check_catches_a_broken_unit(tmp_path: Path) -> None:
     run = verify(render(tmp_path, text=broken))
     assert run.returncode != 0
     assert "relative" in run.stderr or "absolute" in run.stderr
+
+
+@pytest.mark.parametrize(("privileged", "capabilities"), [
+    (False, "CAP_NET_RAW"), (True, "CAP_NET_BIND_SERVICE CAP_NET_RAW"),
+])
+def test_a_layer2_speaker_gets_net_raw_and_af_packet_only(
+    tmp_path: Path, privileged: bool, capabilities: str
+) -> None:
+    unit = render(tmp_path, privileged=privileged, raw=True)
+    run = verify(unit)
+    assert run.returncode == 0 and not run.stderr.strip(), run.stderr
+    text = unit.read_text()
+    assert f"AmbientCapabilities={capabilities}\n" in text
+    assert f"CapabilityBoundingSet={capabilities}\n" in text
+    assert "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_PACKET\n" in text
+    assert "AF_PACKET" not in render(tmp_path / "plain").read_text()
+    assert exposure(unit) <= 3.0

@@ -257,6 +257,21 @@ def listens_privileged(config: Mapping[str, Any]) -> bool:
     return int(listen.get("port", DEFAULT_BGP_PORT)) < FIRST_UNPRIVILEGED_PORT
 
 
+def answers_layer2(config: Mapping[str, Any]) -> bool:
+    """True when a speaker config has a ``mode: layer2`` pool: it answers ARP/NDP on raw sockets."""
+    pools = config.get("pools")
+    if not isinstance(pools, list):
+        return False
+    return any(isinstance(pool, Mapping) and pool.get("mode") == "layer2" for pool in pools)
+
+
+def _capabilities(*, bind_low_port: bool, raw_sockets: bool) -> list[str]:
+    """The capabilities a speaker needs, nothing more: NET_BIND_SERVICE for a listener on 179,
+    NET_RAW for Layer 2 pools (AF_PACKET sockets)."""
+    return [name for name, needed in (("NET_BIND_SERVICE", bind_low_port),
+                                      ("NET_RAW", raw_sockets)) if needed]
+
+
 # --- objects ---------------------------------------------------------------------------------
 
 
@@ -396,10 +411,10 @@ def _probe(listen: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
-def _container_security(*, bind_low_port: bool) -> dict[str, Any]:
+def _container_security(*, add: Sequence[str] = ()) -> dict[str, Any]:
     capabilities: dict[str, Any] = {"drop": ["ALL"]}
-    if bind_low_port:
-        capabilities["add"] = ["NET_BIND_SERVICE"]
+    if add:
+        capabilities["add"] = list(add)
     return {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
@@ -407,19 +422,19 @@ def _container_security(*, bind_low_port: bool) -> dict[str, Any]:
     }
 
 
-def _pod_security(*, bind_low_port: bool) -> dict[str, Any]:
-    """Non-root, unless a listener needs port 179.
+def _pod_security(*, as_root: bool) -> dict[str, Any]:
+    """Non-root, unless the speaker needs a capability (a listener on 179, Layer 2's raw sockets).
 
     Kubernetes gives added capabilities to a non-root process only through file
     capabilities, which ``allowPrivilegeEscalation: false`` (no_new_privs) blocks;
-    so a speaker that listens on 179 runs as uid 0 holding NET_BIND_SERVICE and
+    so such a speaker runs as uid 0 holding NET_BIND_SERVICE and/or NET_RAW and
     nothing else (every other capability dropped).
     """
     security: dict[str, Any] = {
         "seccompProfile": {"type": "RuntimeDefault"},
         "fsGroup": IMAGE_UID,  # the Secret's file is readable by the group (mode 0440)
     }
-    if bind_low_port:
+    if as_root:
         security.update(runAsNonRoot=False, runAsUser=0, runAsGroup=IMAGE_UID)
     else:
         security.update(runAsNonRoot=True, runAsUser=IMAGE_UID, runAsGroup=IMAGE_UID)
@@ -460,7 +475,10 @@ def _secret(options: ManifestOptions, password: str) -> dict[str, Any]:
 
 def _daemon_set(options: ManifestOptions, data: Mapping[str, str]) -> dict[str, Any]:
     configs = list(options.speaker_configs.values())
-    bind_low_port = any(listens_privileged(config) for config in configs)
+    capabilities = _capabilities(
+        bind_low_port=any(listens_privileged(config) for config in configs),
+        raw_sockets=any(answers_layer2(config) for config in configs),
+    )
     tmp_volume, tmp_mount = _tmp_volume()
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": SPEAKER}},
@@ -482,7 +500,7 @@ def _daemon_set(options: ManifestOptions, data: Mapping[str, str]) -> dict[str, 
             {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         ],
         "resources": dict(options.speaker_resources),
-        "securityContext": _container_security(bind_low_port=bind_low_port),
+        "securityContext": _container_security(add=capabilities),
         "volumeMounts": mounts,
     }
     listen = _api_listen(configs[0], DEFAULT_API_PORT)
@@ -523,7 +541,7 @@ def _daemon_set(options: ManifestOptions, data: Mapping[str, str]) -> dict[str, 
                             }
                         }
                     },
-                    "securityContext": _pod_security(bind_low_port=bind_low_port),
+                    "securityContext": _pod_security(as_root=bool(capabilities)),
                     "containers": [container],
                     "volumes": volumes,
                 },
@@ -562,7 +580,7 @@ def _deployment(
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],
         "resources": dict(options.controller_resources),
-        "securityContext": _container_security(bind_low_port=False),
+        "securityContext": _container_security(),
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             tmp_mount,
@@ -605,7 +623,7 @@ def _deployment(
                             ]
                         }
                     },
-                    "securityContext": _pod_security(bind_low_port=False),
+                    "securityContext": _pod_security(as_root=False),
                     "containers": [container],
                     "volumes": [{"name": "config", "configMap": {"name": CONTROLLER}}, tmp_volume],
                 },
