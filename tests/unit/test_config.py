@@ -718,3 +718,153 @@ def test_parse_config_leaves_the_callers_data_alone_unless_asked_to_consume_it()
     consumed = parse_config(data, consume=True)
     assert data["announce"] == [None, None]
     assert kept == consumed
+
+
+# --- layer2 pools (issue 8) -------------------------------------------------------------
+
+
+LAYER2_YAML = """\
+pools:
+  - {name: lab-l2, addresses: [10.102.10.240/29], mode: layer2, interfaces: [can]}
+  - {name: lab-bgp, addresses: [10.102.10.128/26]}
+layer2:
+  source_address: 10.102.10.10
+  bfd: {min_rx_ms: 100, min_tx_ms: 100, multiplier: 3}
+  peers:
+    - {node: ncn-w002, address: 10.102.10.11}
+    - {node: ncn-w003, address: 10.102.10.12}
+"""
+
+
+def layer2_document(**layer2: Any) -> dict[str, Any]:
+    data = base()
+    data.update(yaml.safe_load(LAYER2_YAML))
+    data["layer2"].update(layer2)
+    return data
+
+
+def test_layer2_pool_and_mesh_as_the_docs_write_them() -> None:
+    from spinelb.config import BfdConfig, Layer2Config, Layer2Peer
+
+    config = parse_config(layer2_document())
+    l2, bgp = config.pools
+    assert (l2.mode, l2.interfaces, l2.layer2, l2.peers) == ("layer2", ("can",), True, ())
+    assert (bgp.mode, bgp.interfaces, bgp.layer2) == ("bgp", (), False)
+    assert bgp.peers == ("spine-1", "spine-2")
+    assert config.layer2 == Layer2Config(
+        IPv4Address("10.102.10.10"),
+        (Layer2Peer("ncn-w002", IPv4Address("10.102.10.11")),
+         Layer2Peer("ncn-w003", IPv4Address("10.102.10.12"))),
+        BfdConfig(100, 100, 3),
+    )
+    # bfd and peers may be left out: 100 ms x 3, a segment with one speaker
+    data = layer2_document()
+    del data["layer2"]["bfd"], data["layer2"]["peers"]
+    alone = parse_config(data).layer2
+    assert alone is not None and alone.peers == () and alone.bfd == BfdConfig(100, 100, 3)
+    assert parse_config(base()).layer2 is None
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "value", "message"),
+    [
+        ({"mode": "l2"}, "pools[0].mode", "l2", "must be one of bgp, layer2"),
+        ({"interfaces": None}, "pools[0].interfaces", None, "missing: a layer2 pool names"),
+        ({"interfaces": []}, "pools[0].interfaces", "<list>", "at least one interface"),
+        ({"interfaces": ["eth0", "eth0"]}, "pools[0].interfaces[1]", "eth0", "listed twice"),
+        ({"interfaces": ["bond0/1"]}, "pools[0].interfaces[0]", "bond0/1",
+         "not an interface name"),
+        ({"interfaces": ["a-very-long-name0"]}, "pools[0].interfaces[0]",
+         "a-very-long-name0", "not an interface name"),
+        ({"peers": ["spine-1"]}, "pools[0].peers", "<list>", "never announced over BGP"),
+        ({"local_pref": 200}, "pools[0].local_pref", 200, "never announced over BGP"),
+    ],
+)
+def test_layer2_pool_problems(change: dict[str, Any], path: str, value: object,
+                              message: str) -> None:
+    data = layer2_document()
+    pool = data["pools"][0]
+    pool.update(change)
+    if pool.get("interfaces", "") is None:
+        del pool["interfaces"]
+    found = only_problem(data)
+    assert (found.path, found.value) == (path, value)
+    assert message in found.message
+
+
+def test_interfaces_only_on_a_layer2_pool() -> None:
+    data = layer2_document()
+    data["pools"][1]["interfaces"] = ["can"]
+    found = only_problem(data)
+    assert found.path == "pools[1].interfaces"
+    assert "only a layer2 pool" in found.message
+
+
+def test_layer2_section_required_by_a_layer2_pool_and_refused_without_one() -> None:
+    data = layer2_document()
+    del data["layer2"]
+    found = only_problem(data)
+    assert (found.path, found.value) == ("layer2", None)
+    assert "pool lab-l2 is layer2" in found.message
+    data = layer2_document()
+    data["pools"][0]["mode"] = "bgp"
+    del data["pools"][0]["interfaces"]
+    found = only_problem(data)
+    assert found.path == "layer2"
+    assert "no pool has mode: layer2" in found.message
+
+
+@pytest.mark.parametrize(
+    ("layer2", "path", "value", "message"),
+    [
+        ({"source_address": "fd00::1", "peers": [{"node": "ncn-w002", "address": "10.102.10.11"}]},
+         "layer2.peers[0].address", "10.102.10.11",
+         "must be IPv6 like layer2.source_address"),
+        ({"source_address": "0.0.0.0"}, "layer2.source_address", "0.0.0.0", "not a usable"),
+        ({"source_address": "10.102.10.300"}, "layer2.source_address", "10.102.10.300", ""),
+        ({"peers": [{"node": "ncn-w001", "address": "10.102.10.11"}]},
+         "layer2.peers[0].node", "ncn-w001", "is this node"),
+        ({"peers": [{"node": "ncn-w002", "address": "10.102.10.10"}]},
+         "layer2.peers[0].address", "10.102.10.10", "is layer2.source_address"),
+        ({"peers": [{"node": "ncn-w002", "address": "10.102.10.11"},
+                    {"node": "ncn-w002", "address": "10.102.10.12"}]},
+         "layer2.peers[1].node", "ncn-w002", "duplicate node (also layer2.peers[0])"),
+        ({"peers": [{"node": "ncn-w002", "address": "10.102.10.11"},
+                    {"node": "ncn-w003", "address": "10.102.10.11"}]},
+         "layer2.peers[1].address", "10.102.10.11", "duplicate address"),
+        ({"peers": [{"node": "ncn-w002"}]}, "layer2.peers[0].address", None,
+         "missing required key"),
+        ({"peers": {"node": "ncn-w002"}}, "layer2.peers", "<mapping>", "expected a list"),
+        ({"bfd": {"min_rx_ms": 5}}, "layer2.bfd.min_rx_ms", 5, "must be 10..60000"),
+        ({"bfd": {"multiplier": 0}}, "layer2.bfd.multiplier", 0, "must be 1..255"),
+        ({"bfd": False}, "layer2.bfd", False, "always run BFD"),
+        ({"vlan": 10}, "layer2.vlan", "vlan", "unknown key"),
+    ],
+)
+def test_layer2_section_problems(layer2: dict[str, Any], path: str, value: object,
+                                 message: str) -> None:
+    found = only_problem(layer2_document(**layer2))
+    assert (found.path, found.value) == (path, value)
+    assert message in found.message
+
+
+def test_layer2_bfd_true_means_the_fast_defaults() -> None:
+    from spinelb.config import BfdConfig
+
+    config = parse_config(layer2_document(bfd=True))
+    assert config.layer2 is not None and config.layer2.bfd == BfdConfig(100, 100, 3)
+    config = parse_config(layer2_document(bfd={"multiplier": 5}))
+    assert config.layer2 is not None and config.layer2.bfd == BfdConfig(100, 100, 5)
+
+
+def test_controller_accepts_mode_and_needs_no_interfaces() -> None:
+    """The controller assigns a layer2 pool's addresses as any other's."""
+    data = yaml.safe_load(LAYER2_YAML)
+    del data["pools"][0]["interfaces"]
+    config = parse_controller_config(data)
+    assert [(p.name, p.mode, p.interfaces) for p in config.pools] == [
+        ("lab-l2", "layer2", ()), ("lab-bgp", "bgp", ())
+    ]
+    # a speaker's whole file (it has peers) is checked as the speaker's
+    config = parse_controller_config(layer2_document())
+    assert config.pools[0].interfaces == ("can",)

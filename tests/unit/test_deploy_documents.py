@@ -252,3 +252,84 @@ def test_the_speaker_reads_the_bfd_timers_of_its_document() -> None:
     assert {(p.bfd.min_rx_ms, p.bfd.min_tx_ms, p.bfd.multiplier) for p in config.peers
             if p.bfd is not None} == {(100, 100, 3)}
     assert all(peer.bfd is not None for peer in config.peers)
+
+
+# --- layer2 pools (issue 8): the pool, its interfaces and the speakers' mesh ----------------------
+
+
+def layer2_site() -> Site:
+    """The reference site with a layer2 pool ``lab-l2`` on the CAN segment."""
+    listing = ansible_inventory("reference-site")
+    site_vars, hosts, groups = site_inventory.site_arguments(task_vars(listing, "ncn-w001"),
+                                                             "ncn-w001")
+    pools = dict(site_vars["spinelb_pools"])
+    pools["lab-l2"] = {"cidr": "10.102.10.240/29", "network": "can", "mode": "layer2",
+                       "interfaces": ["bond0.can0"]}
+    return load_site(dict(site_vars, spinelb_pools=pools), hosts, groups)
+
+
+def test_speaker_document_has_the_layer2_pool_and_the_other_workers_as_its_mesh() -> None:
+    site = layer2_site()
+    document = speaker_document(site, "ncn-w002", SpeakerOptions())
+    assert by_name(document["pools"])["lab-l2"] == {
+        "name": "lab-l2", "addresses": ["10.102.10.240/29"], "mode": "layer2",
+        "interfaces": ["bond0.can0"],
+    }
+    assert "mode" not in by_name(document["pools"])["customer-access"]
+    assert document["layer2"] == {
+        "source_address": "10.102.10.11",
+        "peers": [{"node": "ncn-w001", "address": "10.102.10.10"},
+                  {"node": "ncn-w003", "address": "10.102.10.12"}],
+    }
+    # the BGP part is the reference site's, untouched
+    reference = speaker_document(inventory_site(), "ncn-w002", SpeakerOptions())
+    assert {k: v for k, v in document.items() if k not in ("pools", "layer2")} == {
+        k: v for k, v in reference.items() if k != "pools"}
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_the_speaker_reads_its_layer2_document(worker: str) -> None:
+    site = layer2_site()
+    config = parse_config(yaml.safe_load(yaml.safe_dump(
+        speaker_document(site, worker, SpeakerOptions()))))
+    pool = config.pool("lab-l2")
+    assert (pool.mode, pool.interfaces, pool.peers) == ("layer2", ("bond0.can0",), ())
+    assert config.layer2 is not None
+    assert str(config.layer2.source_address) == str(site.workers[worker].addresses["can"])
+    assert sorted(peer.node for peer in config.layer2.peers) == sorted(
+        w for w in WORKERS if w != worker)
+    assert (config.layer2.bfd.min_rx_ms, config.layer2.bfd.multiplier) == (100, 3)
+
+
+def test_controller_document_has_the_layer2_pool_by_mode_only() -> None:
+    document = controller_document(layer2_site(), ControllerOptions())
+    assert by_name(document["pools"])["lab-l2"] == {
+        "name": "lab-l2", "addresses": ["10.102.10.240/29"], "mode": "layer2"}
+    config = parse_controller_config(yaml.safe_load(yaml.safe_dump(document)))
+    assert config.pool("lab-l2").mode == "layer2"
+
+
+def test_no_layer2_section_without_a_layer2_pool() -> None:
+    assert "layer2" not in speaker_document(inventory_site(), "ncn-w001", SpeakerOptions())
+
+
+def test_reconcile_leaves_layer2_addresses_out_of_the_bgp_desired_state() -> None:
+    """No spine route is desired for an address the workers answer ARP for."""
+    from ipaddress import IPv4Address
+
+    from spinelb.k8s.objects import NodeInfo, service_info
+    from spinelb.reconcile import desired_addresses, pool_configs
+
+    site = layer2_site()
+    configs = {pool.name: pool for pool in pool_configs(site)}
+    assert (configs["lab-l2"].mode, configs["lab-l2"].peers) == ("layer2", ())
+    assert configs["customer-access"].peers == ("sw-spine-001-cmn", "sw-spine-002-cmn")
+    services = [service_info({
+        "metadata": {"name": name, "namespace": "services"},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "protocol": "TCP"}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": address}]}},
+    }) for name, address in (("web", "10.102.10.130"), ("arp", "10.102.10.241"))]
+    nodes = {w: NodeInfo(name=w, ready=True, excluded=False) for w in WORKERS}
+    desired = desired_addresses(site, services, nodes, [])
+    assert list(desired) == [IPv4Address("10.102.10.130")]
+    assert desired[IPv4Address("10.102.10.130")].announcers == WORKERS

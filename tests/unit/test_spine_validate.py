@@ -371,3 +371,108 @@ def test_spinelb_bgp_bfd_replaces_the_site_setting_and_is_checked_under_its_own_
     assert load_site(*lab).bgp.bfd is None
     assert problems(lambda data: site(data).update(spinelb_bgp_bfd={"min_tx_ms": 5})) == [
         "spinelb_bgp_bfd.min_tx_ms: 5 is outside 10..60000"]
+
+
+# --- layer2 pools (issue 8) ----------------------------------------------------------------------
+
+LAYER2_POOL = {"cidr": "10.102.10.240/29", "network": "can", "mode": "layer2",
+               "interfaces": ["bond0.can0"]}
+
+
+def layer2_site(**pool: Any) -> SiteData:
+    """The reference site with a layer2 pool ``lab-l2`` on the CAN segment."""
+    data = inventory_data()
+    site(data)["spinelb_pools"]["lab-l2"] = {**LAYER2_POOL, **pool}
+    return data
+
+
+def test_a_layer2_pool_is_carried_by_no_bgp_session() -> None:
+    loaded = load_site(*layer2_site())
+    pool = loaded.pools["lab-l2"]
+    assert (pool.mode, pool.interfaces, pool.peering, pool.network, pool.layer2) == (
+        "layer2", ("bond0.can0",), "", "can", True)
+    assert pool not in loaded.bgp_pools
+    assert all(not p.layer2 for p in loaded.bgp_pools) and len(loaded.bgp_pools) == 5
+    for network in loaded.peering_networks:
+        assert pool not in loaded.pools_carried_by(network)
+    assert "pl-lab-l2" not in {pl.name for pl in loaded.prefix_lists()}
+    # the BGP side is exactly the reference site's: nothing about the layer2 pool
+    reference = load_site(*inventory_data())
+    assert loaded.intent("sw-spine-001") == reference.intent("sw-spine-001")
+
+
+@pytest.mark.parametrize(
+    ("pool", "expected"),
+    [
+        ({"mode": "arp"}, ["spinelb_pools.lab-l2.mode: 'arp' is not a pool mode (bgp or layer2)"]),
+        ({"interfaces": None}, ["spinelb_pools.lab-l2.interfaces: None is not a list of "
+                                "interface names (a layer2 pool needs the workers' interfaces its "
+                                "addresses are answered on)"]),
+        ({"interfaces": []}, ["spinelb_pools.lab-l2.interfaces: <list> is not a list of "
+                              "interface names (a layer2 pool needs the workers' interfaces its "
+                              "addresses are answered on)"]),
+        ({"interfaces": ["eth0", "eth0"]},
+         ["spinelb_pools.lab-l2.interfaces[1]: 'eth0' is listed twice"]),
+        ({"interfaces": ["a/b", 7]},
+         ["spinelb_pools.lab-l2.interfaces[0]: 'a/b' is not an interface name "
+          "(1-15 characters, no '/' or spaces)",
+          "spinelb_pools.lab-l2.interfaces[1]: 7 is not an interface name "
+          "(1-15 characters, no '/' or spaces)"]),
+        ({"peering": "cmn"}, ["spinelb_pools.lab-l2.peering: 'cmn': a layer2 pool is carried "
+                              "by no BGP session; remove it (network is where its addresses are "
+                              "answered)"]),
+        ({"network": "lan"}, ["spinelb_pools.lab-l2.network: 'lan' is not a network in "
+                              "spinelb_networks (known: can, cmn, hmn, nmn)"]),
+        ({"cidr": "10.102.11.0/29"}, ["spinelb_pools.lab-l2.cidr: 10.102.11.0/29 is outside "
+                                      "spinelb_networks.can.cidr (10.102.10.0/24): clients there "
+                                      "ARP only for addresses on their subnet"]),
+        ({"cidr": "10.102.10.10/32"}, ["ncn-w001.spinelb_addresses.can: 10.102.10.10 is in "
+                                       "spinelb_pools.lab-l2 (10.102.10.10/32), a layer2 pool "
+                                       "whose addresses the speakers answer ARP for"]),
+    ],
+)
+def test_layer2_pool_problems(pool: dict[str, Any], expected: list[str]) -> None:
+    data = layer2_site(**pool)
+    entry = site(data)["spinelb_pools"]["lab-l2"]
+    for key in [key for key, value in entry.items() if value is None]:
+        del entry[key]
+    with pytest.raises(SiteError) as caught:
+        load_site(*data)
+    assert caught.value.problems == expected
+
+
+def test_interfaces_only_on_a_layer2_pool() -> None:
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_pools"]["customer-access"]["interfaces"] = ["can0"]
+
+    assert problems(edit) == [
+        "spinelb_pools.customer-access.interfaces: <list>: only a layer2 pool has interfaces "
+        "(set spinelb_pools.customer-access.mode: layer2)"
+    ]
+
+
+def test_layer2_pools_share_one_network_and_take_no_single_path() -> None:
+    data = layer2_site()
+    site(data)["spinelb_pools"]["other-l2"] = {**LAYER2_POOL, "cidr": "10.102.5.40/29",
+                                               "network": "cmn"}
+    site(data)["spinelb_bgp"]["single_path"].append(
+        {"prefix": "10.102.10.241/32", "workers": ["ncn-w001"]})
+    with pytest.raises(SiteError) as caught:
+        load_site(*data)
+    assert caught.value.problems == [
+        "spinelb_pools.other-l2.network: 'cmn': every layer2 pool must be on one network "
+        "(spinelb_pools.lab-l2 is on 'can'): the speakers run one mesh",
+        "spinelb_bgp.single_path[2].prefix: 10.102.10.241/32 is in spinelb_pools.lab-l2, a "
+        "layer2 pool: no BGP route to choose a path for",
+    ]
+
+
+def test_a_worker_needs_an_address_on_the_layer2_network() -> None:
+    data = layer2_site(network="hmn", cidr="10.254.100.0/29")
+    del host(data, "ncn-w002")["spinelb_addresses"]["hmn"]
+    with pytest.raises(SiteError) as caught:
+        load_site(*data)
+    assert caught.value.problems == [
+        "ncn-w002.spinelb_addresses.hmn: is missing; ncn-w002 delivers pool hardware-management "
+        "(spinelb_pools.hardware-management.network: hmn)"
+    ]

@@ -17,6 +17,9 @@ from .diff import ConfigDiff, PeerChange, config_diff
 from .document import DocumentError, load_document
 from .model import (
     FAMILY_NAMES,
+    MODE_BGP,
+    MODE_LAYER2,
+    POOL_MODES,
     Announcement,
     ApiConfig,
     BfdConfig,
@@ -24,6 +27,8 @@ from .model import (
     ControllerConfig,
     GracefulRestartConfig,
     KubernetesConfig,
+    Layer2Config,
+    Layer2Peer,
     ListenConfig,
     PeerConfig,
     PoolConfig,
@@ -37,6 +42,9 @@ from .values import format_community
 
 __all__ = [
     "FAMILY_NAMES",
+    "MODE_BGP",
+    "MODE_LAYER2",
+    "POOL_MODES",
     "Announcement",
     "ApiConfig",
     "BfdConfig",
@@ -45,6 +53,8 @@ __all__ = [
     "ControllerConfig",
     "GracefulRestartConfig",
     "KubernetesConfig",
+    "Layer2Config",
+    "Layer2Peer",
     "ListenConfig",
     "PeerChange",
     "PeerConfig",

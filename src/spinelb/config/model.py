@@ -256,6 +256,12 @@ class KubernetesConfig:
     lease_name: str = DEFAULT_LEASE_NAME
 
 
+#: A pool's modes: announced over BGP (the default) or answered by ARP/NDP on a segment.
+MODE_BGP = "bgp"
+MODE_LAYER2 = "layer2"
+POOL_MODES = (MODE_BGP, MODE_LAYER2)
+
+
 @dataclass(frozen=True, slots=True)
 class PoolConfig:
     """An address pool: where Service addresses come from and which sessions carry them.
@@ -264,6 +270,8 @@ class PoolConfig:
     its network and broadcast address).  ``peers`` is resolved: the names
     given, or every peer.  ``attributes`` carries the pool's communities and
     local preference for its announcements (the next hop is always "self").
+    A ``layer2`` pool's addresses are answered by ARP/NDP on ``interfaces``
+    (docs/layer2.md); its ``peers`` and ``attributes`` are unused.
     """
 
     name: str
@@ -272,6 +280,13 @@ class PoolConfig:
     avoid_buggy_ips: bool = False
     peers: tuple[str, ...] = ()
     attributes: RouteAttributes = DEFAULT_ROUTE_ATTRIBUTES
+    mode: str = MODE_BGP  # MODE_BGP or MODE_LAYER2
+    interfaces: tuple[str, ...] = ()  # layer2: where this node answers the pool's addresses
+
+    @property
+    def layer2(self) -> bool:
+        """True when the pool's addresses are answered by ARP/NDP, never announced over BGP."""
+        return self.mode == MODE_LAYER2
 
     def __contains__(self, address: object) -> bool:
         if not isinstance(address, IPv4Address | IPv6Address):
@@ -291,6 +306,28 @@ class PoolConfig:
         return frozenset(first.version for first, _ in self.ranges)
 
 
+#: The speakers' BFD mesh on a layer2 segment: 100 ms x 3, failover well under a second.
+DEFAULT_LAYER2_BFD = BfdConfig(min_tx_ms=100, min_rx_ms=100, multiplier=3)
+
+
+@dataclass(frozen=True, slots=True)
+class Layer2Peer:
+    """Another speaker on a layer2 segment: its node name and its address there."""
+
+    node: str
+    address: Address
+
+
+@dataclass(frozen=True, slots=True)
+class Layer2Config:
+    """The speakers' BFD mesh for layer2 pools: our address on the segment, the other
+    speakers there, and the BFD timers (a peer whose session is Up is live)."""
+
+    source_address: Address
+    peers: tuple[Layer2Peer, ...] = ()
+    bfd: BfdConfig = DEFAULT_LAYER2_BFD
+
+
 @dataclass(frozen=True, slots=True)
 class SpeakerConfig:
     """The whole file: identity, API, optional listener, peers and announcements."""
@@ -306,6 +343,7 @@ class SpeakerConfig:
     graceful_restart: GracefulRestartConfig | None = None
     kubernetes: KubernetesConfig | None = None
     pools: tuple[PoolConfig, ...] = ()
+    layer2: Layer2Config | None = None  # required when a pool is layer2
 
     def peer(self, name: str) -> PeerConfig:
         """The peer called ``name``; KeyError if there is none."""

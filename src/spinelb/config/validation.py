@@ -33,10 +33,14 @@ from .model import (
     DEFAULT_CONTROLLER_API_PORT,
     DEFAULT_HOLD_TIME,
     DEFAULT_K8S_NAMESPACE,
+    DEFAULT_LAYER2_BFD,
     DEFAULT_LEASE_NAME,
     DEFAULT_ROUTE_ATTRIBUTES,
     FAMILY_NAMES,
     LOG_LEVELS,
+    MODE_BGP,
+    MODE_LAYER2,
+    POOL_MODES,
     Announcement,
     ApiConfig,
     BfdConfig,
@@ -44,6 +48,8 @@ from .model import (
     ControllerConfig,
     GracefulRestartConfig,
     KubernetesConfig,
+    Layer2Config,
+    Layer2Peer,
     ListenConfig,
     PeerConfig,
     PoolConfig,
@@ -82,6 +88,7 @@ TOP_KEYS = (
     "announce",
     "kubernetes",
     "pools",
+    "layer2",
     "controller",
 )
 KUBERNETES_KEYS = ("kubeconfig", "context", "load_balancer_class", "namespace", "lease_name")
@@ -94,7 +101,15 @@ POOL_KEYS = (
     "communities",
     "large_communities",
     "local_pref",
+    "mode",
+    "interfaces",
 )
+#: A pool's keys that only a BGP pool uses (a layer2 pool's addresses are never announced).
+BGP_POOL_KEYS = ("peers", "communities", "large_communities", "local_pref")
+LAYER2_KEYS = ("source_address", "peers", "bfd")
+LAYER2_PEER_KEYS = ("node", "address")
+#: Linux interface names: at most IFNAMSIZ - 1 octets, no '/', no whitespace, not "." or "..".
+_INTERFACE_NAME = re.compile(r"[^/\s]{1,15}")
 CONTROLLER_KEYS = ("listen", "allow_remote")
 API_KEYS = ("listen", "allow_remote")
 LISTEN_KEYS = ("address", "port")
@@ -414,6 +429,7 @@ class _Checker:
         announcements = self.announcements(top.get("announce", []), peers)
         kubernetes = self.kubernetes(top.get("kubernetes", _MISSING))
         pools = self.pools(top.get("pools", _MISSING), peers)
+        layer2 = self.layer2(top, node_name)
         if "controller" in top:
             self.controller_api(top["controller"])
         if node_name is None or router_id is None:
@@ -430,6 +446,7 @@ class _Checker:
             graceful_restart=graceful_restart,
             kubernetes=kubernetes,
             pools=tuple(pools),
+            layer2=layer2,
         )
 
     def controller(self, data: object) -> ControllerConfig | None:
@@ -532,7 +549,15 @@ class _Checker:
             ranges = self.pool_ranges(pool_map, path, index, seen)
             auto_assign = self.boolean(pool_map, "auto_assign", path, True)
             avoid_buggy = self.boolean(pool_map, "avoid_buggy_ips", path, False)
-            targets = self.pool_peers(pool_map, path, peers)
+            mode = self.pool_mode(pool_map, path)
+            interfaces = self.pool_interfaces(pool_map, path, mode, speaker=peers is not None)
+            if mode == MODE_LAYER2:
+                for key in BGP_POOL_KEYS:
+                    if key in pool_map:
+                        self.problem(f"{path}.{key}", pool_map[key],
+                                     "a layer2 pool is never announced over BGP; remove it "
+                                     "or set mode: bgp")
+            targets = () if mode == MODE_LAYER2 else self.pool_peers(pool_map, path, peers)
             communities = self.cached_list(pool_map, "communities", path, {}, parse_community)
             large = self.cached_list(pool_map, "large_communities", path, {},
                                      parse_large_community)
@@ -549,8 +574,135 @@ class _Checker:
                 avoid_buggy_ips=avoid_buggy,
                 peers=targets,
                 attributes=self.shared_attributes.setdefault(attributes, attributes),
+                mode=mode or MODE_BGP,
+                interfaces=interfaces,
             ))
         return pools
+
+    def pool_mode(self, pool_map: dict[Any, Any], path: str) -> str | None:
+        """``mode``: bgp (the default) or layer2; None (reported) for anything else."""
+        mode = pool_map.get("mode", MODE_BGP)
+        if mode not in POOL_MODES:
+            self.problem(f"{path}.mode", mode, "must be one of " + ", ".join(POOL_MODES)
+                         + _suggestion(str(mode), POOL_MODES))
+            return None
+        return str(mode)
+
+    def pool_interfaces(
+        self, pool_map: dict[Any, Any], path: str, mode: str | None, *, speaker: bool
+    ) -> tuple[str, ...]:
+        """A layer2 pool's ``interfaces`` (a speaker's are required; the controller's unused)."""
+        if mode is None:
+            return ()  # the mode is wrong already; which keys go with it is unknown
+        items = self.string_list(pool_map, "interfaces", path)
+        if mode != MODE_LAYER2:
+            if "interfaces" in pool_map:
+                self.problem(f"{path}.interfaces", pool_map["interfaces"],
+                             "only a layer2 pool has interfaces (set mode: layer2)")
+            return ()
+        if items is None:
+            if speaker and "interfaces" not in pool_map:
+                self.problem(f"{path}.interfaces", None,
+                             "missing: a layer2 pool names the interfaces its addresses are "
+                             "answered on")
+            return ()
+        if not items:
+            self.problem(f"{path}.interfaces", "<list>", "must name at least one interface")
+        names: list[str] = []
+        for where, name in items:
+            if not _INTERFACE_NAME.fullmatch(name) or name in (".", ".."):
+                self.problem(where, name, "not an interface name (1-15 characters, no '/' "
+                                          "or whitespace)")
+            elif name in names:
+                self.problem(where, name, "listed twice")
+            else:
+                names.append(name)
+        return tuple(names)
+
+    def layer2(
+        self, top: dict[Any, Any], node_name: str | None
+    ) -> Layer2Config | None:
+        """The speakers' mesh: required when a pool is layer2, refused when none is."""
+        value = top.get("layer2", _MISSING)
+        raw_pools = top.get("pools")
+        wanted = [  # as written, so a layer2 pool with other problems counts too
+            str(item.get("name")) for item in (raw_pools if isinstance(raw_pools, list) else [])
+            if isinstance(item, dict) and item.get("mode") == MODE_LAYER2
+        ]
+        if value is _MISSING or value is None:
+            if wanted:
+                self.problem("layer2", None, f"missing: pool {wanted[0]} is layer2, and its "
+                             "speakers need source_address and peers to find each other")
+            return None
+        if not wanted and all(  # a pool whose mode is wrong may be meant as layer2
+            item.get("mode", MODE_BGP) in POOL_MODES
+            for item in (raw_pools if isinstance(raw_pools, list) else [])
+            if isinstance(item, dict)
+        ):
+            self.problem("layer2", value,
+                         "no pool has mode: layer2; remove this section or add a layer2 pool")
+        section = self.mapping(value, "layer2", LAYER2_KEYS, ("source_address",))
+        if section is None:
+            return None
+        before = len(self.problems)
+        source = self.parsed(section, "source_address", "layer2", parse_address)
+        if source is not None and (source.is_unspecified or source.is_multicast):
+            self.problem("layer2.source_address", str(source), "not a usable unicast address")
+        peers = self.layer2_peers(section.get("peers", _MISSING), source, node_name)
+        bfd = self.bfd(section, "layer2", DEFAULT_LAYER2_BFD) if "bfd" in section else None
+        if section.get("bfd", True) is False:
+            self.problem("layer2.bfd", False, "the layer2 speakers always run BFD between "
+                         "themselves: it is how they see a speaker die; give timers or leave it out")
+        if len(self.problems) != before or source is None:
+            return None
+        return Layer2Config(source, peers, bfd or DEFAULT_LAYER2_BFD)
+
+    def layer2_peers(
+        self, value: object, source: Address | None, node_name: str | None
+    ) -> tuple[Layer2Peer, ...]:
+        """The other speakers on the segment: one per node, same family as ``source``."""
+        if value is _MISSING or value is None:
+            return ()  # a segment with one speaker: it answers every address
+        if not isinstance(value, list):
+            self.problem("layer2.peers", value, f"expected a list, got {_type_name(value)}")
+            return ()
+        peers: list[Layer2Peer] = []
+        nodes: dict[str, int] = {}
+        addresses: dict[Address, int] = {}
+        for index, item in enumerate(value):
+            path = f"layer2.peers[{index}]"
+            m = self.mapping(item, path, LAYER2_PEER_KEYS, LAYER2_PEER_KEYS)
+            if m is None:
+                continue
+            before = len(self.problems)
+            node = self.string(m, "node", path)
+            address = self.parsed(m, "address", path, parse_address)
+            if node is not None:
+                if node == node_name:
+                    self.problem(f"{path}.node", node,
+                                 "is this node (node_name); list only the other speakers")
+                elif node in nodes:
+                    self.problem(f"{path}.node", node,
+                                 f"duplicate node (also layer2.peers[{nodes[node]}])")
+                else:
+                    nodes[node] = index
+            if address is not None:
+                if address.is_unspecified or address.is_multicast:
+                    self.problem(f"{path}.address", str(address), "not a usable unicast address")
+                elif source is not None and address.version != source.version:
+                    self.problem(f"{path}.address", str(address),
+                                 f"must be IPv{source.version} like layer2.source_address")
+                elif address == source:
+                    self.problem(f"{path}.address", str(address),
+                                 "is layer2.source_address (this node's own address)")
+                elif address in addresses:
+                    self.problem(f"{path}.address", str(address),
+                                 f"duplicate address (also layer2.peers[{addresses[address]}])")
+                else:
+                    addresses[address] = index
+            if len(self.problems) == before and node is not None and address is not None:
+                peers.append(Layer2Peer(node, address))
+        return tuple(peers)
 
     def pool_ranges(
         self,
@@ -798,19 +950,21 @@ class _Checker:
             bfd=bfd,
         )
 
-    def bfd(self, m: dict[Any, Any], path: str) -> BfdConfig | None:
+    def bfd(
+        self, m: dict[Any, Any], path: str, defaults: BfdConfig | None = None
+    ) -> BfdConfig | None:
         """``bfd: true`` (the defaults) or ``{min_tx_ms, min_rx_ms, multiplier}``; absent/false: off."""
+        defaults = defaults or BfdConfig()
         value = m.get("bfd", False)
         if value is False:
             return None
         if value is True:
-            return BfdConfig()
+            return defaults
         where = f"{path}.bfd"
         raw = self.mapping(value, where, BFD_KEYS)
         if raw is None:
             return None
         low, high = BFD_INTERVAL_MS
-        defaults = BfdConfig()
         return BfdConfig(
             min_tx_ms=self.integer(raw, "min_tx_ms", where, low, high, defaults.min_tx_ms),
             min_rx_ms=self.integer(raw, "min_rx_ms", where, low, high, defaults.min_rx_ms),

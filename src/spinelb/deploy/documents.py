@@ -13,7 +13,10 @@ BFD is the site's too: with ``spinelb_bgp.bfd`` on, every peer gets the timers
 the spines are configured with, so both ends of a session agree.  So is graceful
 restart: with ``spinelb_bgp.graceful_restart`` on, every speaker advertises the
 restart time the spines keep stale paths for (``SpeakerOptions.graceful_restart_time``
-still overrides it for one speaker).
+still overrides it for one speaker).  A layer2 pool (``spinelb_pools.<name>.mode:
+layer2``) goes to the speakers with its interfaces and no peers, and each speaker
+gets a ``layer2`` section: its address on the pool's network and every other
+worker's there, the mesh its BFD sessions run over.
 """
 
 from __future__ import annotations
@@ -124,6 +127,9 @@ def speaker_document(site: Site, worker: str, options: SpeakerOptions) -> dict[s
         document["announce"] = [dict(entry) for entry in options.announce]
     document["kubernetes"] = _kubernetes(options.kubeconfig, options.load_balancer_class)
     document["pools"] = _pools(site, names)
+    layer2 = _layer2(site, host)
+    if layer2 is not None:
+        document["layer2"] = layer2
     return document
 
 
@@ -186,13 +192,34 @@ def _kubernetes(kubeconfig: str | None, load_balancer_class: str | None) -> dict
 
 
 def _pools(site: Site, peer_names: dict[str, list[str]] | None) -> list[dict[str, Any]]:
-    """The site's pools; with ``peer_names``, each on its peering network's sessions."""
+    """The site's pools; with ``peer_names`` (a speaker's), each BGP pool on its peering
+    network's sessions and each layer2 pool with the interfaces it is answered on."""
     pools: list[dict[str, Any]] = []
     for pool in site.pools.values():
         entry: dict[str, Any] = {"name": pool.name, "addresses": [str(pool.cidr)]}
         if not pool.auto_assign:
             entry["auto_assign"] = False
-        if peer_names is not None and peer_names.get(pool.peering):
+        if pool.layer2:
+            entry["mode"] = "layer2"
+            if peer_names is not None:
+                entry["interfaces"] = list(pool.interfaces)
+        elif peer_names is not None and peer_names.get(pool.peering):
             entry["peers"] = list(peer_names[pool.peering])
         pools.append(entry)
     return pools
+
+
+def _layer2(site: Site, worker: Host) -> dict[str, Any] | None:
+    """The speakers' mesh on the layer2 pools' network: this worker's address there and
+    every other worker's (None when no pool is layer2; the site puts them all on one network)."""
+    segment = next((pool.network for pool in site.pools.values() if pool.layer2), None)
+    if segment is None:
+        return None
+    return {
+        "source_address": str(worker.addresses[segment]),
+        "peers": [
+            {"node": other.name, "address": str(other.addresses[segment])}
+            for other in site.workers.values()
+            if other.name != worker.name
+        ],
+    }

@@ -8,6 +8,9 @@ the pool's peering network carries the /32 from each announcing worker, and
 the spine installs the worker's address on the pool's delivery network as
 the next hop (next-hop rewrite), every one of them (ECMP) or, for a
 single-path prefix, only the first announcing worker of its list.
+
+A layer2 pool's addresses are not routed (the workers answer ARP for them on
+its network), so they have no desired BGP state and are left out here.
 """
 
 from __future__ import annotations
@@ -54,15 +57,18 @@ def host_pool(site: Site, address: Address) -> Pool | None:
 
 
 def pool_configs(site: Site) -> list[PoolConfig]:
-    """The site's pools as the speakers' config has them, each on its peering network's sessions."""
+    """The site's pools as the speakers' config has them, each BGP pool on its peering
+    network's sessions, each layer2 pool on its interfaces."""
     return [
         PoolConfig(
             pool.name,
             ((pool.cidr.network_address, pool.cidr.broadcast_address),),
             auto_assign=pool.auto_assign,
-            peers=tuple(
+            peers=() if pool.layer2 else tuple(
                 peer_name(spine, site.networks[pool.peering]) for spine in site.spines.values()
             ),
+            mode=pool.mode,
+            interfaces=pool.interfaces,
         )
         for pool in site.pools.values()
     ]
@@ -74,7 +80,8 @@ def desired_addresses(
     nodes: Mapping[str, NodeInfo],
     slices: Sequence[SliceInfo],
 ) -> dict[Address, DesiredAddress]:
-    """Every address in the ingress of ``services`` (the Services spinelb serves), decided."""
+    """Every address in the ingress of ``services`` (the Services spinelb serves), decided;
+    but a layer2 pool's: those no BGP session carries."""
     pools = pool_configs(site)
     per_worker = {
         worker: decide(worker, services, nodes, slices, pools) for worker in site.workers
@@ -85,13 +92,16 @@ def desired_addresses(
             users.setdefault(address, set()).add(service.key)
     desired: dict[Address, DesiredAddress] = {}
     for address in sorted(users, key=lambda a: (a.version, a)):
+        pool = host_pool(site, address)
+        if pool is not None and pool.layer2:
+            continue
         decisions = {
             worker: found[address] for worker, found in per_worker.items() if address in found
         }
         desired[address] = DesiredAddress(
             address=address,
             services=tuple(sorted(users[address])),
-            pool=host_pool(site, address),
+            pool=pool,
             decisions=decisions,
             announcers=tuple(w for w, d in decisions.items() if d.announce),
             single_path=_single_path(site, address),

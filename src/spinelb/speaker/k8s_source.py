@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from spinelb.bgp.wire import Address
-from spinelb.config import KubernetesConfig, PoolConfig
+from spinelb.config import MODE_BGP, MODE_LAYER2, KubernetesConfig, PoolConfig
 from spinelb.k8s.objects import (
     EXCLUDE_LABEL,
     NodeInfo,
@@ -48,13 +48,22 @@ CONNECT_RETRY_MAX = 30.0
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Whether this node announces one Service address, and the reason a person reads."""
+    """Whether this node announces one Service address, and the reason a person reads.
+
+    For a layer2 pool's address (``mode`` "layer2") ``announce`` means "this node
+    is eligible by its own Node status and the policy": the speaker never puts
+    such an address in a BGP table, it hands it to the owner choice, which runs
+    over ``nodes`` (Local policy: the nodes with a ready endpoint of a Service
+    using the address) or, when ``nodes`` is None (Cluster policy), every live node.
+    """
 
     address: Address
     services: tuple[str, ...]  # "namespace/name" of every Service of ours using it, sorted
     pool: str | None
     announce: bool
     reason: str
+    mode: str = MODE_BGP  # the pool's mode
+    nodes: frozenset[str] | None = None  # layer2, Local policy: the nodes that may answer
 
 
 def decide(
@@ -69,8 +78,10 @@ def decide(
     An address is announced from ``node`` when it is in a pool and some Service
     using it is eligible here: the node is known, Ready and not labelled
     for exclusion; for ``externalTrafficPolicy: Local`` the Service also has a
-    ready endpoint on the node.
+    ready endpoint on the node.  A layer2 pool's address is decided by the same
+    rule and also carries the nodes that may answer it (:attr:`Decision.nodes`).
     """
+    slices = list(slices)
     with_endpoint_here = {
         key for s in slices if node in s.ready_nodes and (key := s.service_key) is not None
     }
@@ -94,8 +105,32 @@ def decide(
             announce, reason = True, f"Local policy, ready endpoint on {node}"
         else:
             announce, reason = False, f"Local policy: no ready endpoint on {node}"
-        decisions[address] = Decision(address, keys, pool.name, announce, reason)
+        if pool.mode == MODE_LAYER2:
+            decisions[address] = Decision(
+                address, keys, pool.name, announce, reason, MODE_LAYER2,
+                answering_nodes(using.values(), slices),
+            )
+        else:
+            decisions[address] = Decision(address, keys, pool.name, announce, reason)
     return decisions
+
+
+def answering_nodes(
+    using: Iterable[ServiceInfo], slices: Iterable[SliceInfo]
+) -> frozenset[str] | None:
+    """The nodes that may answer a layer2 address for the Services ``using`` it.
+
+    None when one of them has Cluster policy (any live node may); otherwise
+    the nodes with a ready endpoint of any of them (Local policy everywhere).
+    """
+    keys = set()
+    for service in using:
+        if not service.local:
+            return None
+        keys.add(service.key)
+    return frozenset(
+        name for s in slices if s.service_key in keys for name in s.ready_nodes
+    )
 
 
 def node_problems(name: str, node: NodeInfo | None) -> list[str]:

@@ -41,15 +41,32 @@ class Network:
     vlan: int | None = None  # the spines' SVI on it (AOS-CX sets BFD timers on the interface)
 
 
+#: A pool's modes (as the speaker's config has them): announced over BGP, or answered by
+#: ARP on its network's segment (docs/layer2.md).
+POOL_MODES = ("bgp", "layer2")
+
+
 @dataclass(frozen=True, slots=True)
 class Pool:
-    """A LoadBalancer address pool: carried by ``peering``'s sessions, delivered on ``network``."""
+    """A LoadBalancer address pool: carried by ``peering``'s sessions, delivered on ``network``.
+
+    A ``layer2`` pool is carried by no BGP session (``peering`` is empty): the
+    workers answer ARP for its addresses on ``network``, on the worker
+    interfaces named by ``interfaces``, and the spines reach them as any host
+    on that segment.
+    """
 
     name: str
     cidr: IPv4Network
     peering: str
     network: str
     auto_assign: bool = True
+    mode: str = "bgp"
+    interfaces: tuple[str, ...] = ()
+
+    @property
+    def layer2(self) -> bool:
+        return self.mode == "layer2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,9 +221,14 @@ class Site:
         """Networks whose addresses the speakers peer from, by name."""
         return [net for net in self.networks.values() if net.peering]
 
+    @property
+    def bgp_pools(self) -> list[Pool]:
+        """The pools whose addresses the spines learn over BGP (every pool but layer2 ones)."""
+        return [pool for pool in self.pools.values() if not pool.layer2]
+
     def pools_carried_by(self, network: Network) -> list[Pool]:
         """The pools whose /32s arrive over sessions on ``network``, by name."""
-        return [pool for pool in self.pools.values() if pool.peering == network.name]
+        return [pool for pool in self.bgp_pools if pool.peering == network.name]
 
     def pool_of(self, prefix: IPv4Network) -> Pool | None:
         """The pool holding ``prefix`` (pools never overlap, so there is at most one)."""
@@ -230,10 +252,10 @@ class Site:
         return [DEFAULT_VRF, *sorted(named)]
 
     def prefix_lists(self) -> list[PrefixList]:
-        """One prefix-list per pool (host routes only), then one per single-path prefix."""
+        """One prefix-list per BGP pool (host routes only), then one per single-path prefix."""
         lists = [
             PrefixList(prefix_list_name(pool), pool.cidr, *host_route_bounds(pool.cidr))
-            for pool in self.pools.values()
+            for pool in self.bgp_pools
         ]
         lists += [
             PrefixList(

@@ -11,6 +11,7 @@ only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 from typing import Any
@@ -20,6 +21,7 @@ from spinelb.bfd.session import INTERVAL_MS_MAX, INTERVAL_MS_MIN, BfdSettings
 from .model import (
     DEFAULT_VRF,
     PLATFORMS,
+    POOL_MODES,
     BgpSettings,
     Host,
     Network,
@@ -55,6 +57,8 @@ DEFAULT_GRACEFUL_RESTART_TIME = 30
 GRACEFUL_RESTART_KEYS = ("restart_time",)
 
 SPINES, WORKERS, MASTERS = "spines", "workers", "masters"
+#: Linux interface names: at most IFNAMSIZ - 1 octets, no '/', no whitespace.
+_INTERFACE_NAME = re.compile(r"[^/\s]{1,15}")
 
 
 class SiteError(ValueError):
@@ -205,7 +209,16 @@ def _pools(
         ok = cidr is not None
         if cidr is not None:
             cidrs[name] = cidr
-        for key in ("peering", "network"):
+        mode = entry.get("mode", "bgp")
+        if mode not in POOL_MODES:
+            check.add(f"{path}.mode", f"{_show(mode)} is not a pool mode (bgp or layer2)")
+            continue  # which other keys it needs depends on the mode
+        interfaces = _interfaces(check, path, entry, mode)
+        if mode == "layer2" and entry.get("peering") is not None:
+            check.add(f"{path}.peering", f"{_show(entry['peering'])}: a layer2 pool is carried "
+                      "by no BGP session; remove it (network is where its addresses are answered)")
+            ok = False
+        for key in ("peering", "network") if mode == "bgp" else ("network",):
             target = entry.get(key)
             if target not in networks:
                 check.add(
@@ -213,7 +226,13 @@ def _pools(
                     f"{_show(target)} is not a network in spinelb_networks (known: {known})",
                 )
                 ok = False
-        if ok and networks[entry["peering"]].speaker_asn is None:
+        if ok and mode == "layer2":
+            segment = networks[entry["network"]]
+            if cidr is not None and not cidr.subnet_of(segment.cidr):
+                check.add(f"{path}.cidr", f"{cidr} is outside spinelb_networks.{segment.name}.cidr "
+                          f"({segment.cidr}): clients there ARP only for addresses on their subnet")
+                ok = False
+        elif ok and networks[entry["peering"]].speaker_asn is None:
             check.add(
                 f"{path}.peering",
                 f"{entry['peering']!r} has no speaker AS "
@@ -227,6 +246,8 @@ def _pools(
                 f"(set spinelb_networks.{entry['peering']}.peering: true)",
             )
             ok = False
+        if interfaces is None:
+            ok = False
         auto_assign = check.boolean(f"{path}.auto_assign", entry.get("auto_assign"), True)
         if ok and cidr is not None:
             for net in networks.values():
@@ -235,7 +256,17 @@ def _pools(
                         f"{path}.cidr",
                         f"{cidr} straddles spinelb_networks.{net.name}.cidr ({net.cidr})",
                     )
-            pools[name] = Pool(name, cidr, entry["peering"], entry["network"], auto_assign)
+            pools[name] = Pool(
+                name, cidr, entry["peering"] if mode == "bgp" else "", entry["network"],
+                auto_assign, mode, interfaces or (),
+            )
+    segments = {pool.network: pool.name for pool in pools.values() if pool.layer2}
+    if len(segments) > 1:
+        first, *others = sorted(segments.items(), key=lambda item: item[1])
+        for network, name in others:
+            check.add(f"spinelb_pools.{name}.network",
+                      f"{network!r}: every layer2 pool must be on one network (spinelb_pools."
+                      f"{first[1]} is on {first[0]!r}): the speakers run one mesh")
     for name, cidr in cidrs.items():
         for other, other_cidr in cidrs.items():
             if other > name and cidr.overlaps(other_cidr):
@@ -244,6 +275,34 @@ def _pools(
                     f"{cidr} overlaps spinelb_pools.{other}.cidr ({other_cidr})",
                 )
     return pools, cidrs
+
+
+def _interfaces(
+    check: _Checker, path: str, entry: Mapping[str, Any], mode: str
+) -> tuple[str, ...] | None:
+    """A layer2 pool's ``interfaces`` (required: the workers' interfaces on its segment)."""
+    value = entry.get("interfaces")
+    where = f"{path}.interfaces"
+    if mode != "layer2":
+        if value is not None:
+            check.add(where, f"{_show(value)}: only a layer2 pool has interfaces "
+                      f"(set {path}.mode: layer2)")
+            return None
+        return ()
+    if not isinstance(value, list) or not value:
+        check.add(where, f"{_show(value)} is not a list of interface names (a layer2 pool "
+                  "needs the workers' interfaces its addresses are answered on)")
+        return None
+    names: list[str] = []
+    for index, name in enumerate(value):
+        if not isinstance(name, str) or not _INTERFACE_NAME.fullmatch(name) or name in (".", ".."):
+            check.add(f"{where}[{index}]",
+                      f"{_show(name)} is not an interface name (1-15 characters, no '/' or spaces)")
+        elif name in names:
+            check.add(f"{where}[{index}]", f"{_show(name)} is listed twice")
+        else:
+            names.append(name)
+    return tuple(names) if len(names) == len(value) else None
 
 
 def _bgp(check: _Checker, data: Mapping[str, Any]) -> BgpSettings:
@@ -395,6 +454,7 @@ def _single_path(
     data: Mapping[str, Any],
     pool_cidrs: Mapping[str, IPv4Network],
     workers: Sequence[str],
+    layer2_pools: Sequence[str] = (),
 ) -> tuple[SinglePath, ...]:
     raw = check.mapping("spinelb_bgp", data.get("spinelb_bgp"), required=False).get("single_path")
     if raw is None:
@@ -428,6 +488,11 @@ def _single_path(
             if not any(prefix.subnet_of(cidr) for cidr in pool_cidrs.values()):
                 check.add(f"{path}.prefix", f"{prefix} is outside every pool in spinelb_pools")
                 ok = False
+            for name in layer2_pools:
+                if prefix.overlaps(pool_cidrs[name]):
+                    check.add(f"{path}.prefix", f"{prefix} is in spinelb_pools.{name}, a layer2 "
+                              "pool: no BGP route to choose a path for")
+                    ok = False
             if prefix in seen:
                 check.add(
                     f"{path}.prefix",
@@ -513,7 +578,7 @@ def _worker_reaches_pools(
     """A worker needs an address on every peering network and where its pools are delivered."""
     reasons: dict[str, str] = {}
     for pool in pools.values():
-        for key in ("peering", "network"):
+        for key in ("peering", "network") if not pool.layer2 else ("network",):
             net = getattr(pool, key)
             reasons.setdefault(
                 net,
@@ -525,6 +590,27 @@ def _worker_reaches_pools(
     for net_name, reason in sorted(reasons.items()):
         if net_name not in worker.addresses and net_name not in raw:
             check.add(f"{worker.name}.spinelb_addresses.{net_name}", f"is missing; {reason}")
+
+
+def _raw_pools(data: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
+    """``spinelb_pools`` as written, only its well-formed entries (already checked)."""
+    raw = data.get("spinelb_pools")
+    if not isinstance(raw, Mapping):
+        return {}
+    return {name: entry for name, entry in raw.items() if isinstance(entry, Mapping)}
+
+
+def _layer2_addresses_free(check: _Checker, pools: Mapping[str, Pool], hosts: list[Host]) -> None:
+    """A host's own address inside a layer2 pool would be answered for by two machines."""
+    for pool in pools.values():
+        if not pool.layer2:
+            continue
+        for host in hosts:
+            for key, address in sorted(host.addresses.items()):
+                if address in pool.cidr:
+                    check.add(f"{host.name}.spinelb_addresses.{key}",
+                              f"{address} is in spinelb_pools.{pool.name} ({pool.cidr}), a layer2 "
+                              "pool whose addresses the speakers answer ARP for")
 
 
 def _group(
@@ -604,7 +690,10 @@ def load_site(
     aoscx = [spine for spine in spines.values() if spine.platform == "aoscx"]
     if bgp.bfd is not None and aoscx:
         _aoscx_bfd(check, bgp.bfd, aoscx[0], networks)  # the same problems for every such spine
-    single_path = _single_path(check, inventory_vars, pool_cidrs, worker_names)
+    layer2_pools = [name for name, entry in _raw_pools(inventory_vars).items()
+                    if entry.get("mode") == "layer2" and name in pool_cidrs]
+    single_path = _single_path(check, inventory_vars, pool_cidrs, worker_names, layer2_pools)
+    _layer2_addresses_free(check, pools, [*spines.values(), *workers.values(), *masters.values()])
 
     if check.problems or switch_asn is None:
         raise SiteError(check.problems)
