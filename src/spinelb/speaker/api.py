@@ -102,6 +102,54 @@ class ServiceAddressStatus(TypedDict):
     peers: list[str]  # the sessions that carry it (empty when not announced)
 
 
+class Layer2AddressStatus(TypedDict):
+    """One layer2 address in ``GET /status``: who answers it, and whether this node does."""
+
+    address: str
+    pool: str
+    owner: str | None  # the node that answers it; None: no live eligible node
+    answered_here: bool  # this node answers it (it is the owner and has a responder)
+    mac: str | None  # the MAC this node answers with (its interface's); None when it does not
+    interfaces: list[str]  # where this node answers it
+
+
+class Layer2PeerStatus(TypedDict):
+    """Another speaker on the segment, as this node's BFD sees it."""
+
+    node: str
+    address: str
+    bfd: str  # Up, Down, Init, AdminDown (ours: this node is not eligible)
+    live: bool  # BFD Up: it may answer addresses
+
+
+class Layer2InterfaceStatus(TypedDict):
+    """One interface this node answers on, with its responder's counters."""
+
+    interface: str
+    mac: str | None  # None: the responder could not be opened (see error)
+    error: str | None
+    addresses: int
+    received: int
+    requests_answered: int
+    announcements_sent: int
+    send_errors: int
+
+
+class Layer2Status(TypedDict):
+    """The ``layer2`` section of ``GET /status`` (null without layer2 pools)."""
+
+    eligible: bool  # this node's Node is Ready and not excluded: it may answer addresses
+    source_address: str
+    live: list[str]  # the nodes that may answer, this one included when eligible
+    addresses: list[Layer2AddressStatus]
+    peers: list[Layer2PeerStatus]
+    interfaces: list[Layer2InterfaceStatus]
+    holding: bool  # just started: waiting for its peers' BFD before taking addresses
+    owned: int  # addresses this node answers
+    takeovers: int  # addresses this node began to answer since it started
+    released: int  # addresses it stopped answering
+
+
 class SpeakerStatus(TypedDict):
     """The body of ``GET /status``."""
 
@@ -113,6 +161,7 @@ class SpeakerStatus(TypedDict):
     withdrawn: list[str]  # static announcements an operator withdrew until the next reload
     kubernetes: KubernetesStatus | None
     services: list[ServiceAddressStatus]
+    layer2: Layer2Status | None
 
 
 def announced_status(announcements: Iterable[Announcement]) -> list[AnnouncedStatus]:

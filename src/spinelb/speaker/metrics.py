@@ -88,7 +88,30 @@ class SpeakerMetrics:
             "Service addresses this node announces to at least one peer",
             registry=r,
         )
+        self.layer2_owned_gauge = Gauge(
+            "spinelb_layer2_owned",
+            "Layer2 addresses this node answers (ARP/NDP)",
+            registry=r,
+        )
+        self.layer2_takeovers = Counter(
+            "spinelb_layer2_takeovers",
+            "Layer2 addresses this node began to answer (each announced at once)",
+            registry=r,
+        )
+        self.layer2_requests_answered_counter = Counter(
+            "spinelb_layer2_requests_answered",
+            "ARP requests and neighbor solicitations answered for layer2 addresses",
+            ["interface"],
+            registry=r,
+        )
+        self.layer2_peer_live = Gauge(
+            "spinelb_layer2_peer_live",
+            "1 when the BFD session with the layer2 peer is Up (it may answer addresses), else 0",
+            ["node"],
+            registry=r,
+        )
         self._states: dict[str, str] = {}
+        self._answered: dict[str, int] = {}  # interface -> the responder's count last seen
         self._notification_labels: dict[str, set[tuple[str, str, Direction]]] = {}
 
     def session_state(self, peer: str, state_name: str) -> None:
@@ -137,6 +160,31 @@ class SpeakerMetrics:
         """The Kubernetes source knows ``known`` Service addresses; ``announced`` are announced."""
         self.service_addresses_gauge.set(known)
         self.service_addresses_announced_gauge.set(announced)
+
+    def layer2_owned(self, count: int, taken: int = 0) -> None:
+        """This node now answers ``count`` layer2 addresses, ``taken`` of them new."""
+        self.layer2_owned_gauge.set(count)
+        if taken:
+            self.layer2_takeovers.inc(taken)
+
+    def layer2_requests_answered(self, interface: str, total: int) -> None:
+        """The responder on ``interface`` has answered ``total`` requests since it opened."""
+        last = self._answered.get(interface, 0)
+        if total < last:  # a new responder on the interface: its count starts again
+            last = 0
+        self.layer2_requests_answered_counter.labels(interface).inc(total - last)
+        self._answered[interface] = total
+
+    def layer2_interface_closed(self, interface: str) -> None:
+        """The responder on ``interface`` is gone; a new one counts from zero."""
+        self._answered.pop(interface, None)
+
+    def layer2_peer(self, node: str, live: bool | None) -> None:
+        """The layer2 peer ``node`` is live or not; None: no longer a peer (its series goes)."""
+        if live is None:
+            _remove(self.layer2_peer_live, node)
+        else:
+            self.layer2_peer_live.labels(node).set(1 if live else 0)
 
     def remove_peer(self, peer: str) -> None:
         """Forget a peer removed from the config (its series disappear from /metrics)."""
