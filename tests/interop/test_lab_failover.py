@@ -19,6 +19,7 @@ import pytest
 
 from lab.netns import wait_for
 from lab.reference_site import SiteLab
+from lab.worker import SpinelbWorker
 
 pytestmark = pytest.mark.interop
 
@@ -79,10 +80,17 @@ def test_worker_links_down_drop_its_next_hop_in_under_a_second(lab: SiteLab) -> 
     back(lab)
 
 
-def test_speaker_sigkill_drops_its_next_hop_in_under_a_second(lab: SiteLab) -> None:
+def speaker_pid(lab: SiteLab) -> int:
+    """The pid of the worker's speaker itself (under its supervisor)."""
     speaker = lab.worker_speaker("spinelb", lab.site.workers[WORKER])
+    assert isinstance(speaker, SpinelbWorker)
     child = speaker.child_pid()
-    assert child is not None
+    assert child is not None, f"{WORKER}'s speaker is not running"
+    return child
+
+
+def test_speaker_sigkill_drops_its_next_hop_in_under_a_second(lab: SiteLab) -> None:
+    child = speaker_pid(lab)
     os.kill(child, signal.SIGKILL)  # the supervisor starts it again after its backoff
     took = time_until_dropped(lab)
     print(f"speaker SIGKILL -> next hop gone from both spines' kernels: {took * 1000:.0f} ms")
@@ -91,9 +99,7 @@ def test_speaker_sigkill_drops_its_next_hop_in_under_a_second(lab: SiteLab) -> N
 
 
 def test_speaker_sigterm_withdraws_at_once(lab: SiteLab) -> None:
-    speaker = lab.worker_speaker("spinelb", lab.site.workers[WORKER])
-    child = speaker.child_pid()
-    assert child is not None
+    child = speaker_pid(lab)
     os.kill(child, signal.SIGTERM)  # Cease to every spine; the supervisor starts it again
     took = time_until_dropped(lab)
     print(f"speaker SIGTERM -> next hop gone from both spines' kernels: {took * 1000:.0f} ms")

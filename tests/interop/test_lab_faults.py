@@ -34,6 +34,9 @@ from typing import Any
 import pytest
 import yaml
 
+# the same worker, address and timing as the BFD failover module
+from test_lab_failover import WORKER, back, time_until_dropped
+
 from lab.frr import FrrRouter
 from lab.netns import LabError, parse_routes, wait_for
 from lab.reference_site import SiteLab
@@ -44,8 +47,6 @@ from spinelb.speaker.speaker import session_settings
 
 pytestmark = pytest.mark.interop
 
-ADDRESS = IPv4Address("10.92.100.71")  # istio-ingressgateway: NMN pool, ECMP over all three
-WORKER = "ncn-w003"
 SPINE = "sw-spine-001"  # the spine whose bgpd is killed
 API_DOWN = 60.0  # the issue's figure: do not shorten
 MOVED_SLICE = ("services", "cray-dhcp-kea-udp-nmn-abcde")  # Local policy: one ready endpoint
@@ -205,29 +206,6 @@ def csm_timers_only(lab: SiteLab, worker: Host) -> Iterator[list[str]]:
 
 
 # --- a worker dying with only the BGP timers ------------------------------------------------
-
-
-def hop(lab: SiteLab) -> IPv4Address:
-    return lab.site.workers[WORKER].addresses["nmn"]
-
-
-def everywhere(lab: SiteLab, present: bool) -> bool:
-    """Whether the worker's next hop is (present) or is not in both spines' kernels."""
-    return all((hop(lab) in lab.kernel_next_hops(spine, ADDRESS)) is present
-               for spine in lab.site.spines.values())
-
-
-def time_until_dropped(lab: SiteLab, timeout: float = 10) -> float:
-    """Seconds from now until both spines' kernels no longer route through the worker."""
-    started = time.monotonic()
-    wait_for(lambda: everywhere(lab, False), timeout=timeout, interval=0.005,
-             what=f"both spines to drop {hop(lab)} for {ADDRESS}")
-    return time.monotonic() - started
-
-
-def back(lab: SiteLab) -> None:
-    wait_for(lambda: everywhere(lab, True), timeout=60, interval=0.05,
-             what=f"both spines to route {ADDRESS} through {WORKER} again")
 
 
 def assert_csm_timers_without_bfd(lab: SiteLab, addresses: set[str]) -> None:

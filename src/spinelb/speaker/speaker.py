@@ -472,20 +472,18 @@ class Speaker:
         self._stop_layer2()
         await asyncio.gather(*(s.stop(RESTART_REASON, withdraw=False, notify=False)
                                for s in self.sessions.values()))
-        if self.bfd is not None:  # after the connections: see the docstring
-            self.bfd.close(admin_down=True)
-            self.bfd = None
-        if self.listener is not None:
-            await self.listener.close()
-        if self.api is not None:
-            await self.api.close()
+        await self._close_after_sessions()  # BFD after the connections: see the docstring
 
     async def shutdown(self, reason: str) -> None:
         log.info("shutting down", extra={"reason": reason})
         await self._stop_source()
         self._stop_layer2()  # first: the other speakers take our addresses over at once
         await asyncio.gather(*(s.stop(reason) for s in self.sessions.values()))
-        if self.bfd is not None:  # after the Cease: AdminDown tells the spine it is planned
+        await self._close_after_sessions()  # after the Cease: AdminDown says it is planned
+
+    async def _close_after_sessions(self) -> None:
+        """BFD (AdminDown to every peer), the listener and the API, once the sessions are closed."""
+        if self.bfd is not None:
             self.bfd.close(admin_down=True)
             self.bfd = None
         if self.listener is not None:
