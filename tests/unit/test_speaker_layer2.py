@@ -47,6 +47,7 @@ class FakeResponder:
         self.mac = mac
         self.counters = L2Counters()
         self.history: list[frozenset[Address]] = []
+        self.announced: list[frozenset[Address]] = []  # announce() again (a peer came back)
         self.closed = False
         self._addresses: frozenset[Address] = frozenset()
 
@@ -58,6 +59,10 @@ class FakeResponder:
         assert not self.closed
         self._addresses = frozenset(addresses)
         self.history.append(self._addresses)
+
+    def announce(self, addresses: Iterable[Address] | None = None) -> None:
+        chosen = self._addresses if addresses is None else frozenset(addresses) & self._addresses
+        self.announced.append(chosen)
 
     def close(self) -> None:
         self.closed = True
@@ -195,6 +200,10 @@ def test_three_speakers_agree_spread_and_fail_over_within_detection_time() -> No
             for node in others:  # never lost one of its own on the way
                 assert all(mine[node] <= seen for seen in segment.responders[node].history[1:])
             assert c.status()["layer2"]["takeovers"] == len(mine["ncn-w003"])
+            # it never stopped answering its own in its view (it saw nobody): once its peers are
+            # Up again it announces them anew, or clients would stay with the others' MACs
+            announced = segment.responders["ncn-w003"].announced
+            assert announced and announced[-1] == mine["ncn-w003"]
         finally:
             await segment.stop()
         assert all(r.closed for r in segment.responders.values())

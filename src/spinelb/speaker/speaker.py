@@ -330,6 +330,8 @@ class AddressResponder(Protocol):
 
     def set_addresses(self, addresses: Iterable[Address]) -> None: ...
 
+    def announce(self, addresses: Iterable[Address] | None = None) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -979,6 +981,12 @@ class Speaker:
         self.metrics.layer2_peer(node, change.new is State.UP)
         if State.UP in (change.old, change.new):
             self.layer2_update()
+        if change.new is State.UP:
+            # A peer is back: while we could not see it (our link, or its, was down) it may have
+            # taken addresses we kept answering in our own view. Announce ours again, or clients
+            # would stay with its MAC for as long as their traffic keeps the entry fresh.
+            for responder in self.responders.values():
+                responder.announce()
 
     def _sync_responders(self, decisions: Mapping[Address, Decision], owned: frozenset[Address]
                          ) -> None:
