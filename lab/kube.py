@@ -3,7 +3,8 @@
 The API server is kmock's emulator made faithful where spinelb and kubectl
 depend on it (``lab/apiserver.py``), listening on the master's NMN address
 and port from site.yaml, loaded with the site's Services, EndpointSlices and
-one Ready Node per worker.  The controller (``spinelb controller``) runs next
+one Ready Node per worker, and a Service using the lab inventory's layer2 pool
+(``lab/layer2.py``).  The controller (``spinelb controller``) runs next
 to it, started by the collection's controller role (``playbooks/site.yml``).  Both reach each other and the
 workers' speakers reach them over the lab's NMN bridge only; the kubeconfig
 they all use is written to ``kubeconfig`` (``.lab/kubeconfig`` for the lab).
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from lab.layer2 import layer2_pools, layer2_service
 from lab.netns import LabError, Namespace, pid_alive, read_pid_file, stop_pid, wait_for
 from lab.site import Host, Site, site_dir
 
@@ -81,6 +83,10 @@ class LabCluster:
     def nodes_file(self) -> Path:
         return self._file("nodes.yaml")
 
+    @property
+    def layer2_file(self) -> Path:
+        return self._file("layer2.yaml")
+
     # The controller's files, where the collection's controller role puts them with the lab
     # inventory (per-host paths: lab/run/<namespace>/).
     @property
@@ -121,6 +127,10 @@ class LabCluster:
         if load is None:
             load = [p for p in (site_dir() / "services.yaml", site_dir() / "endpointslices.yaml")
                     if p.exists()]
+            services = [layer2_service(pool) for pool in layer2_pools()[:1]]
+            if services:  # the lab inventory's layer2 pool gets a Service (lab/layer2.py)
+                self.layer2_file.write_text(yaml.safe_dump_all(services, sort_keys=False))
+                load.append(self.layer2_file)
         args = [str(PYTHON), "-m", "lab.apiserver", "--listen", f"{self.address}:{self.port}",
                 "--kubeconfig", str(self.kubeconfig)]
         for path in [self.nodes_file, *load]:

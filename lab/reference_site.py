@@ -28,6 +28,7 @@ from pathlib import Path
 from lab import frr
 from lab.frr import FrrRouter
 from lab.kube import LabCluster
+from lab.layer2 import gather_statuses, judge, layer2_addresses, layer2_pools
 from lab.netns import LabError, Namespace, attach, check_ifname, wait_for
 from lab.site import Host, Service, Site
 from lab.worker import RUN_DIR, SPEAKERS, FrrWorker, SpinelbWorker, make_worker, refusal_probes
@@ -380,6 +381,36 @@ class SiteLab:
                     not routes["local"], "; ".join(routes["local"])),
             self._refusals(),
         ]
+        if self.cluster.api_running():
+            verdicts += self._layer2()
+        return verdicts
+
+    def _layer2(self) -> list[Verdict]:
+        """``layer2: <address> answered by <node> (<mac>)``: for each address of the lab's
+        layer2 pool a Service has, exactly one speaker answers, the one all name as owner."""
+        pools = layer2_pools()
+        if not pools:
+            return []
+        try:
+            addresses = layer2_addresses(self.cluster.items("services"), pools)
+        except (LabError, ValueError) as exc:
+            return [Verdict("layer2 Services' addresses", False, str(exc))]
+        if not addresses:
+            return [Verdict(f"layer2: a Service's address from pool {pools[0].name}", False,
+                            "no Service has one")]
+        statuses = gather_statuses({
+            worker.name: (handle.ns, handle.config_path)
+            for worker in self.site.workers.values()
+            if isinstance(handle := self.worker_speaker("spinelb", worker), SpinelbWorker)
+        })
+        verdicts = []
+        for address in addresses:
+            answer = judge(address, statuses)
+            if answer.problem:
+                verdicts.append(Verdict(f"layer2: {address}", False, answer.problem))
+            else:
+                verdicts.append(Verdict(
+                    f"layer2: {address} answered by {answer.owner} ({answer.mac})", True))
         return verdicts
 
     def _sessions(self) -> Verdict:

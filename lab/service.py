@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -315,6 +316,14 @@ class ServiceTraffic:
     def unplumb(self) -> None:
         """Stop the client and the acceptors, delete the client namespace (idempotent)."""
         self.stop_client()
+        self.stop_acceptors()
+        self.client_ns.delete()
+        fabric = self.lab.fabric
+        if fabric.exists() and fabric.has_link(f"{CLIENT}-{self.network}"):
+            fabric.ip("link", "del", f"{CLIENT}-{self.network}")
+
+    def stop_acceptors(self) -> None:
+        """Stop every worker's acceptor and take the address off its loopback (idempotent)."""
         for worker in self.lab.site.workers.values():
             pid_file = self.acceptor_pid_file(worker)
             pid = read_pid_file(pid_file)
@@ -324,10 +333,62 @@ class ServiceTraffic:
             ns = self.lab.ns(worker)
             if ns.exists():
                 ns.ip("address", "del", f"{self.address}/32", "dev", "lo", check=False)
-        self.client_ns.delete()
-        fabric = self.lab.fabric
-        if fabric.exists() and fabric.has_link(f"{CLIENT}-{self.network}"):
-            fabric.ip("link", "del", f"{CLIENT}-{self.network}")
+
+
+# A new TCP connection every 10 ms, each on its own (a lost SYN does not hold the next one
+# back), until one is answered by a worker other than argv[3]; prints "ready" once that worker
+# answered, then {"at": CLOCK_MONOTONIC when the first other answer arrived, "by": its name,
+# "failed": connections refused, reset or unanswered within 2 s before it}. Gives up after 10 s.
+FAILOVER_PROBER = (
+    "import asyncio, json, sys, time\n"
+    "address, port, old = sys.argv[1], int(sys.argv[2]), sys.argv[3]\n"
+    "async def one(state):\n"
+    "    try:\n"
+    "        r, w = await asyncio.wait_for(asyncio.open_connection(address, port), 2)\n"
+    "        name = (await asyncio.wait_for(r.read(100), 2)).decode().strip()\n"
+    "        w.close()\n"
+    "    except (OSError, asyncio.TimeoutError):\n"
+    "        state['failed'] += 1\n"
+    "        return\n"
+    "    if name == old and not state['ready']:\n"
+    "        state['ready'] = True\n"
+    "        print('ready', flush=True)\n"
+    "    elif name and name != old and state['done'] is None:\n"
+    "        state['done'] = {'at': time.monotonic(), 'by': name, 'failed': state['failed']}\n"
+    "async def main():\n"
+    "    state, tasks = {'ready': False, 'failed': 0, 'done': None}, set()\n"
+    "    deadline = time.monotonic() + 10\n"
+    "    while state['done'] is None and time.monotonic() < deadline:\n"
+    "        task = asyncio.create_task(one(state))\n"
+    "        tasks.add(task)\n"
+    "        task.add_done_callback(tasks.discard)\n"
+    "        await asyncio.sleep(0.01)\n"
+    "    if state['done'] is not None:\n"
+    "        print(json.dumps(state['done']), flush=True)\n"
+    "    for task in tasks:\n"
+    "        task.cancel()\n"
+    "asyncio.run(main())\n"
+)
+
+
+def start_failover_probe(client: Namespace, address: str, port: int,
+                         old: str) -> subprocess.Popen[str]:
+    """Start :data:`FAILOVER_PROBER` in ``client``; return once ``old`` has answered it."""
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", client.name, str(PYTHON), "-c", FAILOVER_PROBER, address,
+         str(port), old], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        raise LabError(f"{old} never answered the prober in {client.name}")
+    return proc
+
+
+def failover_result(proc: subprocess.Popen[str]) -> dict[str, Any] | None:
+    """The prober's result (``at``, ``by``, ``failed``), or None when nobody else answered."""
+    out, _ = proc.communicate(timeout=20)
+    lines = out.strip().splitlines()
+    return json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
 
 
 # connects once to ADDRESS PORT and reads the answer (run inside a worker's namespace)

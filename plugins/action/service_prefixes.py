@@ -8,7 +8,9 @@ API, each speaker's ``/status`` with speaker_info, each spine's routes,
 accepted paths and sessions with spine_routes ``bgp: true``); this plugin
 builds the site from the inventory, hands everything to
 :func:`spinelb.reconcile.compare` and reports.  ``checked`` fails the task when
-any address or session is not right, listing each with its evidence.
+any address or session is not right, listing each with its evidence.  A
+layer2 pool's address is judged by the node that answers it and the MAC each
+spine resolves it to (spine_routes ``neighbors``).
 
 ``reconciled`` runs on every host that can repair something (the controller's
 host, the workers, the spines; see ``playbooks/reconcile.yml``): each computes
@@ -35,7 +37,7 @@ from ansible_collections.spinelb.fabric.plugins.module_utils.site_inventory impo
 )
 
 try:
-    from spinelb.reconcile import SpineObservation, compare, plan
+    from spinelb.reconcile import Resolution, SpineObservation, compare, plan
     from spinelb.spine import SiteError, load_site
 except ImportError as exc:  # the controller lacks the package: say so when the task runs
     SPINELB_IMPORT_ERROR = exc
@@ -60,7 +62,17 @@ def observation(answer):
                 for neighbor, prefixes in (answer.get("received") or {}).items()}
     sessions = {neighbor: (str(s.get("state")), s.get("uptime_seconds"))
                 for neighbor, s in (answer.get("sessions") or {}).items()}
-    return SpineObservation(routes=routes, received=received, sessions=sessions)
+    return SpineObservation(routes=routes, received=received, sessions=sessions,
+                            resolved=resolutions(answer.get("neighbors")))
+
+
+def resolutions(neighbors):
+    """spine_routes' ``neighbors`` (``{address: {mac, state}}``) as :class:`Resolution` values;
+    None when the spine was not asked or cannot say (AOS-CX)."""
+    if neighbors is None:
+        return None
+    return {address: Resolution(found.get("mac"), str(found.get("state") or "NONE"))
+            for address, found in neighbors.items() if isinstance(found, dict)}
 
 
 def is_ignored(address, ignored):

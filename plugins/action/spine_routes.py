@@ -16,6 +16,12 @@ for a neighbor's accepted paths: when the spine's connection is
 ``ansible.netcommon.network_cli`` they are read with ``show ip bgp neighbors N
 routes [vrf V]`` through ``ansible.netcommon.cli_command`` (IPv4 sessions);
 otherwise ``received`` is None, with a warning.
+
+With ``neighbors`` (the addresses of the Services; those in a layer2 pool are
+kept) it also reports the MAC each resolves to on the spine's segment: the
+module makes an FRR spine's kernel resolve them and reads ``ip -j neigh``;
+AOS-CX documents no REST resource for its ARP table, so there ``neighbors`` is
+None, with a warning.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ try:
         aoscx_route_table,
         as_data,
         frr_route_table,
+        layer2_neighbors,
+        linux_neighbor,
         merge,
         pool_routes,
         route_vrfs,
@@ -61,7 +69,13 @@ ARGUMENT_SPEC = dict(
     through=dict(type="list", elements="str"),
     pathspace=dict(type="str"),
     bgp=dict(type="bool", default=False),
+    neighbors=dict(type="list", elements="str"),
+    netns=dict(type="str"),
 )
+AOSCX_NO_NEIGHBORS = ("AOS-CX documents no REST resource for its ARP table: neighbors is null "
+                      "(`show arp vrf VRF` on the switch shows what the layer2 addresses resolve "
+                      "to)")
+NETNS_CONNECTION = ("spinelb.fabric.netns", "netns")
 AOSCX_NO_RECEIVED = ("AOS-CX documents no REST resource for the paths a spine accepted from a "
                      "neighbor: received is null, only the sessions were read (reach the spine "
                      "with ansible_connection ansible.netcommon.network_cli to read them)")
@@ -108,6 +122,28 @@ def families(site):
     return [f"ipv{version}" for version in sorted(versions)]
 
 
+def neighbors_report(answer, addresses):
+    """``{address: {"mac", "state"}}`` from the module's ``neighbor_table``; an address the
+    kernel could not send to (no route) gets its reason as the state."""
+    table = answer.get("neighbor_table") or {}
+    errors = answer.get("neighbor_errors") or {}
+    found = {}
+    for address in addresses:
+        if address in errors:
+            found[address] = {"mac": None, "state": f"NONE ({errors[address]})"}
+        else:
+            found[address] = linux_neighbor(table.get(address) or [], address)
+    return found
+
+
+def spine_netns(spine_vars):
+    """The namespace an FRR spine lives in when the controller reaches it locally (the lab):
+    its ``ansible_netns``, unless the netns connection already runs the module inside it."""
+    if spine_vars.get("ansible_connection") in NETNS_CONNECTION:
+        return None
+    return spine_vars.get("ansible_netns") or None
+
+
 def report(tables, site, through):
     """The task's ``routes``: the pools' prefixes of ``tables`` (only via ``through``, if given)."""
     routes = pool_routes(merge(tables), [pool.cidr for pool in site.pools.values()])
@@ -142,6 +178,9 @@ class ActionModule(ActionBase):
         through = args["through"] or []
         vrfs = route_vrfs(site, spine)
         bgp = args["bgp"]
+        neighbors = (None if args["neighbors"] is None
+                     else layer2_neighbors(site, args["neighbors"]))
+        resolved = None if neighbors else {}  # AOS-CX: None once there is something to ask
         try:
             if site.spines[spine].platform == "aoscx":
                 tables, sessions = aoscx_read(aoscx_connection(hostvars[spine], spine), vrfs,
@@ -152,9 +191,12 @@ class ActionModule(ActionBase):
                 if bgp and over_cli:
                     accepted = self._aoscx_cli_accepted(site, spine, task_vars)
             else:
-                answer = self._frr_answer(args, hostvars[spine], vrfs, families(site), task_vars)
+                answer = self._frr_answer(args, hostvars[spine], vrfs, families(site), task_vars,
+                                          neighbors)
                 tables = [frr_route_table(answer["tables"][vrf]) for vrf in vrfs]
                 accepted, sessions = frr_bgp(answer, vrfs) if bgp else (None, None)
+                if neighbors is not None:
+                    resolved = neighbors_report(answer, neighbors)
             routes = report(tables, site, through)
         except (AnsibleError, ValueError) as exc:
             result.update(failed=True, msg=str(exc))
@@ -168,6 +210,10 @@ class ActionModule(ActionBase):
                           sessions=sessions_as_data(sessions))
             if accepted is None:
                 result.setdefault("warnings", []).append(AOSCX_NO_RECEIVED)
+        if neighbors is not None:
+            result.update(neighbors=resolved)
+            if resolved is None and neighbors:
+                result.setdefault("warnings", []).append(AOSCX_NO_NEIGHBORS)
         return result
 
     def _aoscx_cli_accepted(self, site, spine, task_vars):
@@ -186,13 +232,16 @@ class ActionModule(ActionBase):
                 accepted[neighbor.address] = aoscx_cli_accepted(answer.get("stdout") or "")
         return accepted
 
-    def _frr_answer(self, args, spine_vars, vrfs, pool_families, task_vars):
+    def _frr_answer(self, args, spine_vars, vrfs, pool_families, task_vars, neighbors=None):
         pathspace = args["pathspace"]
         if pathspace is None:
             pathspace = spine_vars.get("spine_frr_pathspace") or ""
         module_args = dict(pathspace=pathspace, vrfs=vrfs)
         if args["bgp"]:
             module_args.update(bgp=True, families=pool_families)
+        if neighbors:
+            netns = args["netns"] if args["netns"] is not None else spine_netns(spine_vars)
+            module_args.update(neighbors=neighbors, netns=netns or None)
         answer = self._execute_module(
             module_name=MODULE, module_args=module_args, task_vars=task_vars)
         if answer.get("failed"):

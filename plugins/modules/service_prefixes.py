@@ -18,6 +18,13 @@ description:
   - Each address gets one verdict, V(ok), V(pending), V(not_announced), V(missing),
     V(not_ecmp), V(stale), V(leaked), V(wrong_next_hop) or V(outside_pools), with the evidence;
     each spine session its state. See C(docs/reconcile.md).
+  - An address of a layer2 pool (C(spinelb_pools.NAME.mode=layer2)) is judged by who answers it on
+    its segment instead. The owner is the node the speakers' rule picks (rendezvous hashing over
+    the workers that may answer by policy, readiness and exclusion label, whose speaker answers
+    with a C(layer2) section); each speaker's C(/status) says whether it answers the address and
+    with which MAC; each spine observed with O(spinelb.fabric.spine_routes#module:neighbors) says
+    what MAC the address resolves to there, as for a client on the segment. Verdicts V(ok),
+    V(no_owner), V(several_owners), V(wrong_owner) or V(resolved_elsewhere).
   - The observations are gathered by other tasks (see C(playbooks/verify.yml)), the Kubernetes
     objects with C(spinelb k8s-snapshot), each speaker with M(spinelb.fabric.speaker_info),
     each spine with M(spinelb.fabric.spine_routes) and O(spinelb.fabric.spine_routes#module:bgp).
@@ -136,10 +143,13 @@ summary:
   returned: always
   type: dict
   sample: {ok: 16, pending: 0, not_announced: 0, missing: 0, not_ecmp: 0, stale: 0, leaked: 0,
-           wrong_next_hop: 0, outside_pools: 0}
+           wrong_next_hop: 0, outside_pools: 0, no_owner: 0, several_owners: 0, wrong_owner: 0,
+           resolved_elsewhere: 0}
 prefixes:
   description: One entry per address with C(verdict), C(pool), C(services), C(workers), per spine
-    C(have) and C(want) next hops, and C(evidence).
+    C(have) and C(want) next hops, and C(evidence). A layer2 address also has C(layer2), with its
+    C(owner), the owner's C(mac), the C(eligible) nodes, the nodes C(answering) it with their MAC
+    and, per spine, what it C(resolved) the address to (C(mac), C(state)).
   returned: always
   type: list
   elements: dict

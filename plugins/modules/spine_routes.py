@@ -8,7 +8,10 @@ site from the inventory, names the VRFs that hold the pools' routes, and parses
 what this module returns with the ``spinelb`` package.  This module only runs
 ``vtysh -c 'show ip route vrf NAME json'`` on the target (and, with ``bgp``,
 ``show bgp vrf NAME ipv4|ipv6 unicast json`` and ``show bgp vrf all summary
-json``), which therefore needs no ``spinelb`` package.  It never changes anything.
+json``), which therefore needs no ``spinelb`` package.  With ``neighbors`` it
+sends one empty UDP datagram to each address (so the kernel resolves it, as a
+client on the segment would) and returns ``ip -j neigh show``'s entries for
+them.  It changes no configuration.
 """
 
 from __future__ import annotations
@@ -40,7 +43,13 @@ description:
     C(ansible_connection) is C(ansible.netcommon.network_cli), they are read with
     C(show ip bgp neighbors NEIGHBOR routes [vrf VRF]) through C(ansible.netcommon.cli_command)
     for each IPv4 neighbor; otherwise RV(received) is null there, with a warning.
-  - Read-only; never changes the spine.
+  - With O(neighbors) (a layer2 pool's addresses, see C(docs/reconcile.md)), the MAC each
+    address resolves to on the spine's segment, as a client there sees it. On an FRR spine (Linux)
+    the module sends one empty UDP datagram to port 9 of each address, which makes the kernel
+    resolve it (ARP or neighbor solicitation), waits up to 3.5 s while an entry is incomplete and
+    reads C(ip -j neigh show). AOS-CX documents no REST resource for its ARP table, so there
+    RV(neighbors) is null with a warning (C(show arp vrf VRF) on the switch tells a person).
+  - Read-only; changes no configuration (a datagram to an address only fills the neighbor table).
 author:
   - spinelb maintainers (@spinelb)
 requirements:
@@ -88,6 +97,19 @@ options:
     elements: str
     choices: [ipv4, ipv6]
     default: [ipv4]
+  neighbors:
+    description:
+      - Addresses whose resolution on the spine's segment is returned in RV(neighbors). The
+        action plugin keeps those in a layer2 pool of the site (C(spinelb_pools.NAME.mode=layer2))
+        and drops the others, so the addresses of every Service may be given.
+    type: list
+    elements: str
+  netns:
+    description:
+      - The network namespace in which an FRR spine resolves O(neighbors) (C(ip netns exec)).
+      - Unset uses the spine's C(ansible_netns) variable when it has one and is not reached through
+        the C(spinelb.fabric.netns) connection (the lab's spines), else the target's own namespace.
+    type: str
 notes:
   - C(spinelb.fabric.speaker) waits on this module during a drain, delegated to every host
     of group C(spines). See docs/operations.md.
@@ -152,6 +174,15 @@ received:
   returned: when O(bgp) is true
   type: dict
   sample: {"10.252.1.10": ["10.92.100.60/32", "10.92.100.71/32"]}
+neighbors:
+  description:
+    - Per address of O(neighbors) in a layer2 pool, what the spine resolved it to, C(mac) (null
+      when it did not resolve) and C(state), the kernel's word for the entry (C(REACHABLE),
+      C(STALE), C(FAILED), ...; C(NONE) without an entry, as on a spine that is not on that segment).
+    - Null on an AOS-CX spine, whose REST API documents no ARP table.
+  returned: when O(neighbors) is given
+  type: dict
+  sample: {"10.102.10.241": {"mac": "02:00:0a:66:0a:0b", "state": "REACHABLE"}}
 sessions:
   description:
     - Per neighbor address, its BGP session as the spine sees it. C(uptime_seconds) is the time
@@ -164,6 +195,8 @@ sessions:
 """
 
 import json  # noqa: E402  (ansible-test wants the documentation first)
+import sys  # noqa: E402
+import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
@@ -173,6 +206,21 @@ ARGUMENT_SPEC = dict(
     vrfs=dict(type="list", elements="str", default=["default"]),
     bgp=dict(type="bool", default=False),
     families=dict(type="list", elements="str", choices=["ipv4", "ipv6"], default=["ipv4"]),
+    neighbors=dict(type="list", elements="str"),
+    netns=dict(type="str"),
+)
+#: How long an incomplete neighbor entry is waited for: Linux gives up after 3 probes, 1 s apart.
+RESOLVE_SECONDS = 3.5
+#: Sends one empty datagram to port 9 (discard) of each address; prints those that fail.
+SEND = (
+    "import socket, sys\n"
+    "for address in sys.argv[1:]:\n"
+    "    family = socket.AF_INET6 if ':' in address else socket.AF_INET\n"
+    "    try:\n"
+    "        with socket.socket(family, socket.SOCK_DGRAM) as s:\n"
+    "            s.sendto(b'', (address, 9))\n"
+    "    except OSError as exc:\n"
+    "        print(address, exc.strerror or exc)\n"
 )
 
 
@@ -212,6 +260,36 @@ def read_bgp(module, argv):
     return tables, show(module, argv, "show bgp vrf all summary json")
 
 
+def resolve(module):
+    """``ip -j neigh show``'s entries for each of ``neighbors``, after asking the kernel to
+    resolve them, and the send errors (address -> reason: no route, ...)."""
+    addresses = module.params["neighbors"]
+    netns = module.params["netns"]
+    inside = ["ip", "netns", "exec", netns] if netns else []
+    rc, out, err = module.run_command([*inside, sys.executable, "-c", SEND, *addresses])
+    if rc != 0:
+        module.fail_json(msg=f"could not send to the neighbors: {(err or out).strip()}")
+    errors = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+    argv = [module.get_bin_path("ip", required=True), *(["-n", netns] if netns else []),
+            "-j", "neigh", "show"]
+    deadline = time.monotonic() + RESOLVE_SECONDS
+    while True:
+        rc, out, err = module.run_command(argv)
+        if rc != 0:
+            module.fail_json(msg=f"ip neigh show failed: {(err or out).strip()}")
+        try:
+            entries = json.loads(out or "[]")
+        except ValueError:
+            module.fail_json(msg=f"ip -j neigh show did not answer JSON: {out.strip()[:300]}")
+        found = {address: [e for e in entries if isinstance(e, dict) and e.get("dst") == address]
+                 for address in addresses}
+        incomplete = [address for address, mine in found.items()
+                      if any("INCOMPLETE" in (e.get("state") or []) for e in mine)]
+        if not incomplete or time.monotonic() >= deadline:
+            return found, errors
+        time.sleep(0.2)
+
+
 def main():
     """Entry point."""
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
@@ -219,6 +297,8 @@ def main():
     result = dict(changed=False, tables=read_tables(module, argv), vrfs=module.params["vrfs"])
     if module.params["bgp"]:
         result["bgp_tables"], result["bgp_summary"] = read_bgp(module, argv)
+    if module.params["neighbors"]:
+        result["neighbor_table"], result["neighbor_errors"] = resolve(module)
     module.exit_json(**result)
 
 

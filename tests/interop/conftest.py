@@ -46,7 +46,7 @@ SHARED_LAB_FIXTURES = {"converged_lab", "healthy_lab"}
 #: The modules using them: under pytest-xdist they all run in one worker (one lab build).
 SHARED_LAB_MODULES = {
     "test_lab_failover", "test_lab_faults", "test_lab_graceful_restart", "test_lab_kubernetes",
-    "test_lab_site", "test_lab_verify",
+    "test_lab_layer2", "test_lab_site", "test_lab_verify",
 }
 #: Interop modules whose tests are independent of each other, each one long: spread one by one.
 SPREAD_BY_TEST = {"test_molecule"}

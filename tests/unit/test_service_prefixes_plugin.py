@@ -170,3 +170,19 @@ def test_a_worker_withdraws_its_own_stale_static_announcement() -> None:
     assert lines(result["done"]) == [
         "ncn-w003: withdraw_static(worker ncn-w003, prefix 10.102.10.177/32): a pool's address "
         "no Service has"]
+
+
+def test_a_spines_neighbors_become_what_it_resolved_each_layer2_address_to() -> None:
+    from spinelb.reconcile import Resolution
+
+    answer = {"routes": {}, "vrfs": ["default"], "received": {}, "sessions": {},
+              "neighbors": {"10.102.10.241": {"mac": "02:00:0a:66:0a:0b", "state": "REACHABLE"},
+                            "10.102.10.242": {"mac": None, "state": "FAILED"}}}
+    observed = action.observation(answer)
+    assert observed.resolved == {"10.102.10.241": Resolution("02:00:0a:66:0a:0b", "REACHABLE"),
+                                 "10.102.10.242": Resolution(None, "FAILED")}
+    assert observed.resolved["10.102.10.242"].failed
+    # not asked, or an AOS-CX spine that cannot say: nothing is judged from it
+    assert action.observation(dict(answer, neighbors=None)).resolved is None
+    del answer["neighbors"]
+    assert action.observation(answer).resolved is None

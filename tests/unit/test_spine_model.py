@@ -80,7 +80,7 @@ def test_ansible_reads_the_same_site_as_the_yaml(name: str) -> None:
     assert site_from_inventory(ansible_inventory(name)) == reference_site(name)
 
 
-def test_lab_shares_the_site_facts_and_differs_only_in_platform_and_bfd() -> None:
+def test_lab_shares_the_site_facts_and_differs_only_in_platform_bfd_and_its_layer2_pool() -> None:
     production = site_from_inventory(ansible_inventory("reference-site"))
     lab = site_from_inventory(ansible_inventory("lab"))
     assert (INVENTORIES / "lab" / "group_vars" / "all" / "site.yml").is_symlink()
@@ -93,12 +93,14 @@ def test_lab_shares_the_site_facts_and_differs_only_in_platform_and_bfd() -> Non
         "name",
         "switch_asn",
         "networks",
-        "pools",
         "single_path",
         "workers",
         "masters",
     ):
         assert getattr(lab, field) == getattr(production, field), field
+    # the site's pools, and the lab's own layer2 pool (spinelb_extra_pools in its layer)
+    assert {n: p for n, p in lab.pools.items() if n != "lab-layer2"} == production.pools
+    assert lab.pools["lab-layer2"].layer2 and lab.bgp_pools == production.bgp_pools
     # the lab runs BFD 100 ms x 3 (spinelb_bgp_bfd in its own layer); the rest of bgp is shared
     assert replace(lab.bgp, bfd=None) == production.bgp
     assert lab.bgp.bfd is not None and lab.bgp.bfd.min_rx_ms == 100

@@ -408,3 +408,139 @@ def test_without_the_variable_nothing_changes_for_the_other_plugins() -> None:
     assert plain[2] == empty[2]
     assert load_site(*plain) == load_site(*empty)
     assert plain[2]["workers"] == ["ncn-w001", "ncn-w002", "ncn-w003"]
+
+
+# --- neighbors: what a layer2 pool's addresses resolve to on the spine's segment (issue 8) ------
+
+#: ``ip -j neigh show`` as Linux 6.1 prints it: just after the datagrams, then once ARP gave up
+#: on one address while a host answered for another (captured in a namespace with a veth pair)
+NEIGH_ASKING = json.dumps([
+    {"dst": "10.102.10.241", "dev": "can", "state": ["INCOMPLETE"]},
+    {"dst": "10.102.10.242", "dev": "can", "state": ["INCOMPLETE"]},
+    {"dst": "10.102.10.1", "dev": "can", "lladdr": "02:00:0a:66:0a:01", "state": ["STALE"]},
+])
+NEIGH_DONE = json.dumps([
+    {"dst": "10.102.10.241", "dev": "can", "lladdr": "02:00:0A:66:0A:0B", "state": ["REACHABLE"]},
+    {"dst": "10.102.10.242", "dev": "can", "state": ["FAILED"]},
+    {"dst": "10.102.10.1", "dev": "can", "lladdr": "02:00:0a:66:0a:01", "state": ["STALE"]},
+])
+LAYER2_POOLS = {"lab-l2": {"cidr": "10.102.10.240/29", "network": "can", "mode": "layer2",
+                           "interfaces": ["bond0.can0"]}}
+
+
+class FakeLinux(FakeVtysh):
+    """vtysh, plus the datagram sender (prints the addresses it cannot send to) and
+    ``ip -j neigh show``, which answers ``neigh`` in turn (the last one from then on)."""
+
+    def __init__(self, neigh: list[str], unsendable: str = "") -> None:
+        super().__init__({"default": "{}"})
+        self.neigh = neigh
+        self.unsendable = unsendable
+
+    def run_command(self, args: list[str], **kw: Any) -> tuple[int, str, str]:
+        if "-c" in args and args[args.index("-c") + 1].startswith("import socket"):
+            self.argv.append(list(args))
+            return 0, self.unsendable, ""
+        if args[-3:] == ["-j", "neigh", "show"]:
+            self.argv.append(list(args))
+            return 0, self.neigh.pop(0) if len(self.neigh) > 1 else self.neigh[0], ""
+        return super().run_command(args, **kw)
+
+
+def test_linux_neighbor_reads_the_mac_or_why_there_is_none() -> None:
+    from spinelb.spine.routes import linux_neighbor
+
+    done = json.loads(NEIGH_DONE)
+    assert linux_neighbor(done, "10.102.10.241") == {"mac": "02:00:0a:66:0a:0b",
+                                                     "state": "REACHABLE"}
+    assert linux_neighbor(done, ip_address("10.102.10.242")) == {"mac": None, "state": "FAILED"}
+    assert linux_neighbor(json.loads(NEIGH_ASKING), "10.102.10.241") == {
+        "mac": None, "state": "INCOMPLETE"}
+    assert linux_neighbor([], "10.102.10.243") == {"mac": None, "state": "NONE"}
+    assert linux_neighbor({"not": "a list"}, "10.102.10.243") == {"mac": None, "state": "NONE"}
+    # an older iproute2 says the state as a word
+    old = [{"dst": "10.102.10.241", "lladdr": "02:00:0a:66:0a:0b", "state": "STALE"}]
+    assert linux_neighbor(old, "10.102.10.241") == {"mac": "02:00:0a:66:0a:0b", "state": "STALE"}
+
+
+def test_only_the_addresses_of_a_layer2_pool_are_resolved() -> None:
+    from spinelb.spine.routes import layer2_neighbors
+
+    assert layer2_neighbors(layer2_spine_site(), ["10.102.10.242", "10.92.100.71", "10.102.10.241",
+                                     "10.102.10.242", "no address", "10.102.10.129"]) == [
+        "10.102.10.241", "10.102.10.242"]
+    assert layer2_neighbors(site(), ["10.102.10.241"]) == []
+
+
+def layer2_spine_site() -> Any:
+    variables = layer2_spine()
+    return load_site(*site_inventory.site_arguments(variables, "sw-spine-001"))
+
+
+def layer2_spine(**extra: Any) -> dict[str, Any]:
+    """``task_vars`` with sw-spine-001 an FRR spine of the reference site plus a layer2 pool."""
+    listing = ansible_inventory("reference-site")
+    pools = dict(listing["_meta"]["hostvars"]["sw-spine-001"]["spinelb_pools"], **LAYER2_POOLS)
+    return with_host_vars(listing, "sw-spine-001", spinelb_platform="frr",
+                          spinelb_pools=pools, **extra)
+
+
+def test_module_makes_the_kernel_resolve_each_address_in_the_namespace_and_waits_for_it(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    linux = FakeLinux([NEIGH_ASKING, NEIGH_DONE], unsendable="10.102.10.243 Network is unreachable\n")
+    result = run_module(monkeypatch, capsys, linux, pathspace="lab-sw-spine-001",
+                        neighbors=["10.102.10.241", "10.102.10.242", "10.102.10.243"],
+                        netns="lab-sw-spine-001")
+    assert not result.get("failed"), result
+    send, first, second = linux.argv[1:]
+    assert send[:4] == ["ip", "netns", "exec", "lab-sw-spine-001"]
+    assert send[-3:] == ["10.102.10.241", "10.102.10.242", "10.102.10.243"]
+    assert first == second == ["/usr/bin/ip", "-n", "lab-sw-spine-001", "-j", "neigh", "show"]
+    table = result["neighbor_table"]
+    assert table["10.102.10.241"][0]["lladdr"] == "02:00:0A:66:0A:0B"
+    assert table["10.102.10.242"][0]["state"] == ["FAILED"]
+    assert table["10.102.10.243"] == []
+    assert result["neighbor_errors"] == {"10.102.10.243": "Network is unreachable"}
+    # without neighbors nothing is sent and no neighbor table is read
+    linux.argv.clear()
+    plain = run_module(monkeypatch, capsys, linux)
+    assert "neighbor_table" not in plain and len(linux.argv) == 1
+
+
+def test_frr_spine_reports_the_mac_each_layer2_address_resolves_to() -> None:
+    answer = {"tables": {"default": {}, "CSM": {}},
+              "neighbor_table": {"10.102.10.241": json.loads(NEIGH_DONE)[:1],
+                                 "10.102.10.242": json.loads(NEIGH_DONE)[1:2]},
+              "neighbor_errors": {"10.102.10.243": "Network is unreachable"}}
+    variables = layer2_spine(ansible_netns="lab-sw-spine-001")
+    result, calls = run_action(
+        {"neighbors": ["10.92.100.71", "10.102.10.243", "10.102.10.242", "10.102.10.241"]},
+        variables, answer)
+    assert not result.get("failed"), result
+    assert calls == [{"pathspace": "", "vrfs": ["default", "CSM"],
+                      "neighbors": ["10.102.10.241", "10.102.10.242", "10.102.10.243"],
+                      "netns": "lab-sw-spine-001"}]
+    assert result["neighbors"] == {
+        "10.102.10.241": {"mac": "02:00:0a:66:0a:0b", "state": "REACHABLE"},
+        "10.102.10.242": {"mac": None, "state": "FAILED"},
+        "10.102.10.243": {"mac": None, "state": "NONE (Network is unreachable)"},
+    }
+    # reached through the netns connection, the module already runs in the namespace
+    inside = layer2_spine(ansible_netns="lab-sw-spine-001",
+                          ansible_connection="spinelb.fabric.netns")
+    _, calls = run_action({"neighbors": ["10.102.10.241"]}, inside, answer)
+    assert calls[0]["netns"] is None
+    # no layer2 address among them: the module is not asked, the answer is empty
+    _, calls = run_action({"neighbors": ["10.92.100.71"]}, variables, answer)
+    result, _ = run_action({"neighbors": ["10.92.100.71"]}, variables, answer)
+    assert "neighbors" not in calls[0] and result["neighbors"] == {}
+
+
+def test_aoscx_spine_says_it_cannot_resolve(switch: FakeAoscx) -> None:
+    listing = ansible_inventory("reference-site")
+    pools = dict(listing["_meta"]["hostvars"]["sw-spine-001"]["spinelb_pools"], **LAYER2_POOLS)
+    variables = aoscx_spine(switch, spinelb_pools=pools)
+    result, calls = run_action({"neighbors": ["10.102.10.241"]}, variables)
+    assert not result.get("failed"), result
+    assert calls == [] and result["neighbors"] is None
+    assert any("ARP table" in warning for warning in result["warnings"])

@@ -476,3 +476,23 @@ def test_a_worker_needs_an_address_on_the_layer2_network() -> None:
         "ncn-w002.spinelb_addresses.hmn: is missing; ncn-w002 delivers pool hardware-management "
         "(spinelb_pools.hardware-management.network: hmn)"
     ]
+
+
+def test_extra_pools_join_the_sites_and_a_name_in_both_is_refused() -> None:
+    data = inventory_data()
+    site(data)["spinelb_extra_pools"] = {
+        "lab-layer2": {"cidr": "10.102.10.192/28", "network": "can", "mode": "layer2",
+                       "interfaces": ["can"], "auto_assign": False},
+    }
+    loaded = load_site(*data)
+    assert "lab-layer2" in loaded.pools and loaded.pools["lab-layer2"].layer2
+    assert "customer-access" in loaded.pools  # the site's own stay
+
+    def edit(data: SiteData) -> None:
+        site(data)["spinelb_extra_pools"] = {
+            "customer-access": {"cidr": "10.102.10.192/28", "network": "can", "mode": "layer2",
+                                "interfaces": ["can"]},
+        }
+
+    assert "spinelb_extra_pools.customer-access: is a pool of spinelb_pools already; rename one" \
+        in problems(edit)

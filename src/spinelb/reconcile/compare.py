@@ -28,9 +28,11 @@ from .desired import (
     eligible_hops,
     hop_names,
     host_pool,
+    layer2_addresses,
     wanted_hops,
     worker_sessions,
 )
+from .layer2 import layer2_report
 from .observations import SpineObservation
 from .repair import (
     SPINES_PLAYBOOK,
@@ -74,6 +76,10 @@ def compare(
     view = _View.of(site, speakers, spines)
 
     prefixes = [_address_report(view, entry) for entry in desired.values()]
+    prefixes += [
+        layer2_report(site, entry, view.statuses, view.spines)
+        for entry in layer2_addresses(site, ours, node_map, slice_list).values()
+    ]
     prefixes += [_pending(site, service) for service in ours if not service.ingress]
     prefixes += _stale(view, {entry.prefix for entry in desired.values()})
     return Report(

@@ -10,7 +10,10 @@ the next hop (next-hop rewrite), every one of them (ECMP) or, for a
 single-path prefix, only the first announcing worker of its list.
 
 A layer2 pool's addresses are not routed (the workers answer ARP for them on
-its network), so they have no desired BGP state and are left out here.
+its network), so they have no desired BGP state: :func:`desired_addresses`
+leaves them out and :func:`layer2_addresses` gives them, each with the workers
+that may answer it by the same rule (``announcers``); which of those answers
+is the comparison's (:mod:`spinelb.reconcile.layer2`).
 """
 
 from __future__ import annotations
@@ -82,6 +85,34 @@ def desired_addresses(
 ) -> dict[Address, DesiredAddress]:
     """Every address in the ingress of ``services`` (the Services spinelb serves), decided;
     but a layer2 pool's: those no BGP session carries."""
+    return {
+        address: entry
+        for address, entry in _decided(site, services, nodes, slices).items()
+        if entry.pool is None or not entry.pool.layer2
+    }
+
+
+def layer2_addresses(
+    site: Site,
+    services: Sequence[ServiceInfo],
+    nodes: Mapping[str, NodeInfo],
+    slices: Sequence[SliceInfo],
+) -> dict[Address, DesiredAddress]:
+    """The addresses of ``services`` in a layer2 pool; ``announcers``: the workers that may
+    answer each by policy (Ready, not excluded and, for Local, with a ready endpoint)."""
+    return {
+        address: entry
+        for address, entry in _decided(site, services, nodes, slices).items()
+        if entry.pool is not None and entry.pool.layer2
+    }
+
+
+def _decided(
+    site: Site,
+    services: Sequence[ServiceInfo],
+    nodes: Mapping[str, NodeInfo],
+    slices: Sequence[SliceInfo],
+) -> dict[Address, DesiredAddress]:
     pools = pool_configs(site)
     per_worker = {
         worker: decide(worker, services, nodes, slices, pools) for worker in site.workers
@@ -92,16 +123,13 @@ def desired_addresses(
             users.setdefault(address, set()).add(service.key)
     desired: dict[Address, DesiredAddress] = {}
     for address in sorted(users, key=lambda a: (a.version, a)):
-        pool = host_pool(site, address)
-        if pool is not None and pool.layer2:
-            continue
         decisions = {
             worker: found[address] for worker, found in per_worker.items() if address in found
         }
         desired[address] = DesiredAddress(
             address=address,
             services=tuple(sorted(users[address])),
-            pool=pool,
+            pool=host_pool(site, address),
             decisions=decisions,
             announcers=tuple(w for w, d in decisions.items() if d.announce),
             single_path=_single_path(site, address),

@@ -1,4 +1,5 @@
-"""What one spine shows: installed routes per VRF, BGP paths per neighbor, session states.
+"""What one spine shows: installed routes per VRF, BGP paths per neighbor, session states,
+and the MAC each layer2 address resolves to on its segment.
 
 Filled in by whoever reads the spine (FRR's ``vtysh`` JSON, AOS-CX's REST or
 ``show`` output); the comparison only reads it.  Neighbors are keyed by their
@@ -20,6 +21,24 @@ SessionState = tuple[str, float | None]
 
 
 @dataclass(frozen=True, slots=True)
+class Resolution:
+    """What a spine's neighbor table says of one address after it tried to reach it.
+
+    ``mac`` is None when it did not resolve; ``state`` is the table's word for the
+    entry (``REACHABLE``, ``STALE``, ``FAILED``, ...; ``NONE`` without an entry,
+    as on a spine that is not on the address's segment).
+    """
+
+    mac: str | None
+    state: str
+
+    @property
+    def failed(self) -> bool:
+        """The spine asked and nobody answered."""
+        return self.mac is None and self.state.upper() in ("FAILED", "INCOMPLETE")
+
+
+@dataclass(frozen=True, slots=True)
 class SpineObservation:
     """One spine's routes, received paths and sessions at the time it was read.
 
@@ -29,12 +48,15 @@ class SpineObservation:
     when the spine keeps them, FRR's soft-reconfiguration inbound).
     ``sessions``: per configured neighbor address, its state; a neighbor absent
     here is not configured on the spine.
+    ``resolved``: per layer2 address (as text), what the spine resolved it to;
+    None when it was not asked or cannot say (AOS-CX over REST).
     """
 
     routes: Mapping[str, RouteTable] = field(default_factory=dict)
     received: Mapping[str, AbstractSet[Prefix]] = field(default_factory=dict)
     sessions: Mapping[str, SessionState] = field(default_factory=dict)
     rejected: Mapping[str, AbstractSet[Prefix]] = field(default_factory=dict)
+    resolved: Mapping[str, Resolution] | None = None
 
     def installed(self, prefix: Prefix, vrfs: AbstractSet[str] | None) -> tuple[str, ...]:
         """The next hops of ``prefix`` installed in ``vrfs`` (None: any VRF), sorted, as text."""

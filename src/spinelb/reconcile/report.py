@@ -8,10 +8,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from spinelb.status import format_uptime
+
+from .observations import Resolution
 
 if TYPE_CHECKING:
     from .repair import Action
@@ -20,6 +23,10 @@ if TYPE_CHECKING:
 VERDICTS = (
     "outside_pools",
     "pending",
+    "no_owner",
+    "several_owners",
+    "wrong_owner",
+    "resolved_elsewhere",
     "not_announced",
     "leaked",
     "wrong_next_hop",
@@ -43,6 +50,44 @@ class SpineNextHops:
 
 
 @dataclass(frozen=True, slots=True)
+class Layer2Answer:
+    """Who answers a layer2 address: the node that should (``owner``, chosen among
+    ``eligible``), the nodes that say they do with their MAC, what each spine resolves."""
+
+    owner: str | None
+    eligible: tuple[str, ...]
+    answering: Mapping[str, str | None]  # node -> the MAC it answers with
+    resolved: Mapping[str, Resolution] = field(default_factory=dict)  # spine -> its answer
+
+    @property
+    def mac(self) -> str | None:
+        """The MAC the owner answers with (None when it does not answer)."""
+        return None if self.owner is None else self.answering.get(self.owner)
+
+    def resolves_to_owner(self, spine: str) -> bool | None:
+        """Whether ``spine`` resolves the address to the owner's MAC (None: it has no entry)."""
+        found = self.resolved.get(spine)
+        if found is None or (found.mac is None and not found.failed):
+            return None
+        return found.mac is not None and self.mac is not None and same_mac(found.mac, self.mac)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "owner": self.owner,
+            "mac": self.mac,
+            "eligible": list(self.eligible),
+            "answering": dict(self.answering),
+            "resolved": {spine: {"mac": found.mac, "state": found.state}
+                         for spine, found in self.resolved.items()},
+        }
+
+
+def same_mac(one: str, other: str) -> bool:
+    """Whether two MACs are the same, whatever their case."""
+    return one.lower() == other.lower()
+
+
+@dataclass(frozen=True, slots=True)
 class PrefixReport:
     """One address (or, for ``pending``, one Service by ``namespace/name``) and its verdict.
 
@@ -54,13 +99,14 @@ class PrefixReport:
     verdict: str
     pool: str | None = None
     services: tuple[str, ...] = ()
-    workers: tuple[str, ...] = ()  # the workers that should announce it
+    workers: tuple[str, ...] = ()  # the workers that should announce it (layer2: may answer)
     spines: dict[str, SpineNextHops] = field(default_factory=dict)
     evidence: tuple[str, ...] = ()
     repairs: tuple[Action, ...] = ()
+    layer2: Layer2Answer | None = None  # a layer2 pool's address: who answers it
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "address": self.address,
             "verdict": self.verdict,
             "pool": self.pool,
@@ -69,6 +115,9 @@ class PrefixReport:
             "spines": {name: hops.to_dict() for name, hops in self.spines.items()},
             "evidence": list(self.evidence),
         }
+        if self.layer2 is not None:
+            data["layer2"] = self.layer2.to_dict()
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +187,11 @@ class Report:
 
     def table(self) -> str:
         """The report as a person reads it: addresses, evidence, sessions, counts."""
-        spines = sorted({name for prefix in self.prefixes for name in prefix.spines})
+        spines = sorted({
+            name
+            for prefix in self.prefixes
+            for name in (prefix.layer2.resolved if prefix.layer2 else prefix.spines)
+        })
         header = ("ADDRESS", "VERDICT", "POOL", *(s.upper() for s in spines), "NEXT HOPS",
                   "SERVICES")
         rows: list[tuple[str, ...]] = [header]
@@ -148,15 +201,18 @@ class Report:
                     prefix.address,
                     prefix.verdict,
                     prefix.pool or "-",
-                    *(_hops_cell(prefix.spines.get(spine)) for spine in spines),
+                    *(_spine_cell(prefix, spine) for spine in spines),
                     _installed(prefix),
                     ", ".join(prefix.services) or "-",
                 )
             )
         lines = _aligned(rows)
-        if spines:
+        if any(prefix.spines for prefix in self.prefixes):
             lines.append("(per spine: next hops installed/wanted; NEXT HOPS: those installed, "
                          "the same on every spine)")
+        if spines and any(prefix.layer2 for prefix in self.prefixes):
+            lines.append("(layer2 rows: per spine: ok when it resolves the address to the "
+                         "owner's MAC; NEXT HOPS: the node answering and its MAC)")
         problems = self.problems()
         if problems:
             lines.append("")
@@ -182,6 +238,18 @@ class Report:
         return "\n".join(lines) + "\n"
 
 
+def _spine_cell(prefix: PrefixReport, spine: str) -> str:
+    """A BGP address's next hops on ``spine``; a layer2 one's resolution there."""
+    if prefix.layer2 is None:
+        return _hops_cell(prefix.spines.get(spine))
+    found = prefix.layer2.resolved.get(spine)
+    if found is None:
+        return "-"
+    if prefix.layer2.resolves_to_owner(spine):
+        return "ok"
+    return found.mac or found.state.lower()
+
+
 def _hops_cell(hops: SpineNextHops | None) -> str:
     """``have/want`` next hops, e.g. ``3/3`` or ``1/1``; ``-`` when nothing is expected."""
     if hops is None or (not hops.have and not hops.want):
@@ -190,7 +258,11 @@ def _hops_cell(hops: SpineNextHops | None) -> str:
 
 
 def _installed(prefix: PrefixReport) -> str:
-    """The next hops installed for ``prefix`` when every spine has the same, else a pointer."""
+    """The next hops installed for ``prefix`` when every spine has the same, else a pointer;
+    for a layer2 address, each node that answers it and its MAC."""
+    if prefix.layer2 is not None:
+        answering = prefix.layer2.answering
+        return ", ".join(f"{node} {mac or '-'}" for node, mac in answering.items()) or "none"
     sets = {hops.have for hops in prefix.spines.values()}
     if not sets or sets == {()}:
         return "-"

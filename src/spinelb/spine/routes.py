@@ -12,6 +12,11 @@ next hops}``, which :func:`pool_routes` restricts to the site's pools and
 - AOS-CX: ``GET /rest/v10.09/system/vrfs/NAME/routes?depth=2`` (``{key: route}``,
   each route with ``prefix`` and ``nexthops``; a next hop the switch left as a
   URI is fetched by :class:`AoscxRouteReader`).
+
+A layer2 pool's addresses are not routed: a spine on their segment reaches
+them as hosts, so what it has is a neighbor entry (the MAC the address
+resolved to).  :func:`layer2_neighbors` picks those addresses,
+:func:`linux_neighbor` reads an FRR spine's ``ip -j neigh show ADDRESS``.
 """
 
 from __future__ import annotations
@@ -122,6 +127,52 @@ def merge(tables: Iterable[RouteTable]) -> RouteTable:
 def route_vrfs(site: Site, spine: str) -> list[str]:
     """The VRFs of ``spine`` that hold the pools' routes (one when its VRFs are collapsed)."""
     return site.vrfs(collapse=site.spines[spine].collapse_vrfs)
+
+
+def layer2_neighbors(site: Site, addresses: Iterable[str]) -> list[str]:
+    """The addresses among ``addresses`` that are in a layer2 pool of ``site``, sorted, once each
+    (anything else, a BGP pool's address or text that is no address, is left out)."""
+    found: set[Address] = set()
+    for text in addresses:
+        address = _address(text)
+        if isinstance(address, IPv4Address):
+            pool = site.pool_of(IPv4Network(address))
+            if pool is not None and pool.layer2:
+                found.add(address)
+    return [str(address) for address in sorted(found)]
+
+
+#: Linux neighbor states whose entry holds the MAC the address resolved to.
+RESOLVED_STATES = frozenset({"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT", "NOARP"})
+
+
+def linux_neighbor(data: object, address: str | Address) -> dict[str, str | None]:
+    """What ``ip -j neigh show ADDRESS`` says of ``address``: ``{"mac": ..., "state": ...}``.
+
+    ``mac`` is the entry's link-layer address in a state that has one (None
+    otherwise); ``state`` the kernel's word (``REACHABLE``, ``FAILED``, ...), or
+    ``NONE`` when there is no entry: the spine is not on the address's segment.
+    """
+    wanted = ip_address(str(address))
+    entries = [
+        entry for entry in (data if isinstance(data, list) else [])
+        if isinstance(entry, Mapping) and _address(entry.get("dst")) == wanted
+    ]
+    if not entries:
+        return {"mac": None, "state": "NONE"}
+    states = [(_neighbor_state(entry), entry) for entry in entries]
+    state, entry = next(((s, e) for s, e in states if s in RESOLVED_STATES and e.get("lladdr")),
+                        states[0])
+    mac = entry.get("lladdr") if state in RESOLVED_STATES else None
+    return {"mac": str(mac).lower() if mac else None, "state": state}
+
+
+def _neighbor_state(entry: Mapping[str, Any]) -> str:
+    """The entry's state: iproute2 gives a list (``["REACHABLE"]``), older ones a word."""
+    state = entry.get("state")
+    if isinstance(state, list):
+        state = next((word for word in state if isinstance(word, str)), None)
+    return state.upper() if isinstance(state, str) else "NONE"
 
 
 def as_data(table: RouteTable) -> dict[str, list[str]]:

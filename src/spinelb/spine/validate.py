@@ -57,6 +57,8 @@ DEFAULT_GRACEFUL_RESTART_TIME = 30
 GRACEFUL_RESTART_KEYS = ("restart_time",)
 
 SPINES, WORKERS, MASTERS = "spines", "workers", "masters"
+#: Pools an inventory layer adds to ``spinelb_pools`` (the lab inventory's layer2 pool).
+EXTRA_POOLS = "spinelb_extra_pools"
 #: Linux interface names: at most IFNAMSIZ - 1 octets, no '/', no whitespace.
 _INTERFACE_NAME = re.compile(r"[^/\s]{1,15}")
 
@@ -600,6 +602,22 @@ def _raw_pools(data: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
     return {name: entry for name, entry in raw.items() if isinstance(entry, Mapping)}
 
 
+def _with_extra_pools(check: _Checker, data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``data`` with ``spinelb_extra_pools`` added to ``spinelb_pools``: an inventory layer (the
+    lab's layer2 pool) adds pools without restating the site's, which Ansible would replace
+    whole.  A name in both is a problem; either one malformed is left for :func:`_pools`."""
+    extra = data.get(EXTRA_POOLS)
+    if extra is None:
+        return data
+    extra = check.mapping(EXTRA_POOLS, extra)
+    pools = data.get("spinelb_pools")
+    if not isinstance(pools, Mapping):
+        return data
+    for name in sorted(set(extra) & set(pools)):
+        check.add(f"{EXTRA_POOLS}.{name}", "is a pool of spinelb_pools already; rename one")
+    return {**data, "spinelb_pools": {**extra, **pools}}
+
+
 def _layer2_addresses_free(check: _Checker, pools: Mapping[str, Pool], hosts: list[Host]) -> None:
     """A host's own address inside a layer2 pool would be answered for by two machines."""
     for pool in pools.values():
@@ -635,11 +653,13 @@ def load_site(
 
     ``inventory_vars`` holds the site's variables (``spinelb_site_name``,
     ``spinelb_switch_asn``, ``spinelb_networks``, ``spinelb_pools``,
-    ``spinelb_bgp``, ``spinelb_bgp_password``); ``hosts`` each host's variables
+    ``spinelb_bgp``, ``spinelb_bgp_password``, and the layers ``spinelb_extra_pools``,
+    ``spinelb_bgp_bfd``, ``spinelb_bgp_graceful_restart``); ``hosts`` each host's variables
     (``spinelb_addresses``, and on spines ``spinelb_platform``...); ``groups``
     the members of ``spines``, ``workers`` and ``masters``.
     """
     check = _Checker()
+    inventory_vars = _with_extra_pools(check, inventory_vars)
     name = inventory_vars.get("spinelb_site_name", "site")
     if check.name("spinelb_site_name", name) is None:
         name = "site"
