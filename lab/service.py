@@ -336,9 +336,10 @@ class ServiceTraffic:
 
 
 # A new TCP connection every 10 ms, each on its own (a lost SYN does not hold the next one
-# back), until one is answered by a worker other than argv[3]; prints "ready" once that worker
-# answered, then {"at": CLOCK_MONOTONIC when the first other answer arrived, "by": its name,
-# "failed": connections refused, reset or unanswered within 2 s before it}. Gives up after 10 s.
+# back), until one is answered by a worker other than argv[3] after that worker answered one;
+# prints "ready" once that worker answered, then {"at": CLOCK_MONOTONIC when the first other
+# answer arrived, "by": its name, "failed": connections refused, reset or unanswered within
+# 2 s before it}. Gives up after 10 s.
 FAILOVER_PROBER = (
     "import asyncio, json, sys, time\n"
     "address, port, old = sys.argv[1], int(sys.argv[2]), sys.argv[3]\n"
@@ -353,7 +354,7 @@ FAILOVER_PROBER = (
     "    if name == old and not state['ready']:\n"
     "        state['ready'] = True\n"
     "        print('ready', flush=True)\n"
-    "    elif name and name != old and state['done'] is None:\n"
+    "    elif name and name != old and state['ready'] and state['done'] is None:\n"
     "        state['done'] = {'at': time.monotonic(), 'by': name, 'failed': state['failed']}\n"
     "async def main():\n"
     "    state, tasks = {'ready': False, 'failed': 0, 'done': None}, set()\n"
