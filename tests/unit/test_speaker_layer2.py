@@ -144,7 +144,7 @@ class Segment:
     def converged(self, nodes: Iterable[str] = NODES) -> bool:
         """The given nodes agree on the owners, and each answers exactly what it owns."""
         nodes = list(nodes)
-        views = [self.speakers[n].l2_assignment.owners for n in nodes]
+        views = [self.speakers[n].layer2.assignment.owners for n in nodes]
         owners = views[0]
         return (all(view == owners for view in views)
                 and set(owners) == {*CLUSTER, LOCAL}
@@ -152,7 +152,7 @@ class Segment:
                         for n in nodes))
 
     def live(self, node: str) -> set[str]:
-        return self.speakers[node].live_layer2_peers()
+        return self.speakers[node].layer2.live_peers()
 
 
 async def meshed() -> Segment:
@@ -168,7 +168,7 @@ def test_three_speakers_agree_spread_and_fail_over_within_detection_time() -> No
         segment = await meshed()
         try:
             a, _b, c = (segment.speakers[n] for n in NODES)
-            before = dict(a.l2_assignment.owners)
+            before = dict(a.layer2.assignment.owners)
             mine = {n: segment.answered(n) for n in NODES}
             assert all(len(mine[n]) >= 3 for n in NODES), {n: len(m) for n, m in mine.items()}
             assert before[LOCAL] == "ncn-w002"  # Local: only the endpoint's node
@@ -187,16 +187,16 @@ def test_three_speakers_agree_spread_and_fail_over_within_detection_time() -> No
                   f"{took * 1000:.0f} ms after its BFD went silent")
             assert took < 1.5
             await wait_for(lambda: segment.converged(others))
-            moved = {x for x, o in a.l2_assignment.owners.items() if o != before[x]}
+            moved = {x for x, o in a.layer2.assignment.owners.items() if o != before[x]}
             assert moved == mine["ncn-w003"]  # only its addresses moved
             for node in others:
                 assert mine[node] <= segment.answered(node)
 
             # it comes back: exactly its addresses return to it
-            c.layer2_update()  # its sessions start again on a new transport
+            c.layer2.update()  # its sessions start again on a new transport
             await wait_for(lambda: all(len(segment.live(n)) == 2 for n in NODES), timeout=10)
             await wait_for(segment.converged)
-            assert a.l2_assignment.owners == before
+            assert a.layer2.assignment.owners == before
             for node in others:  # never lost one of its own on the way
                 assert all(mine[node] <= seen for seen in segment.responders[node].history[1:])
             assert c.status()["layer2"]["takeovers"] == len(mine["ncn-w003"])
@@ -216,7 +216,7 @@ def test_a_node_not_eligible_says_admin_down_and_the_others_take_over() -> None:
         segment = await meshed()
         try:
             a, b, _c = (segment.speakers[n] for n in NODES)
-            before = dict(a.l2_assignment.owners)
+            before = dict(a.layer2.assignment.owners)
             mine = segment.answered("ncn-w002")
             b.set_node_eligible(False)
             assert segment.answered("ncn-w002") == frozenset()  # at once, on its own
@@ -230,14 +230,14 @@ def test_a_node_not_eligible_says_admin_down_and_the_others_take_over() -> None:
             assert peer == {"node": "ncn-w002", "address": SEGMENT["ncn-w002"],
                             "bfd": "Down", "live": False}
             await wait_for(lambda: segment.converged(others))
-            after = a.l2_assignment.owners
+            after = a.layer2.assignment.owners
             assert {x for x in after if after[x] != before[x]} == mine
             assert after[LOCAL] is None  # its endpoint's node is out: nobody answers
 
             b.set_node_eligible(True)
             await wait_for(lambda: all(len(segment.live(n)) == 2 for n in NODES), timeout=10)
             await wait_for(segment.converged)
-            assert a.l2_assignment.owners == before
+            assert a.layer2.assignment.owners == before
         finally:
             await segment.stop()
 
@@ -266,7 +266,7 @@ def test_layer2_addresses_never_reach_bgp_and_status_shows_who_answers() -> None
             assert layer2["live"] == list(NODES)
             entries = {e["address"]: e for e in layer2["addresses"]}
             assert len(entries) == len(CLUSTER) + 1
-            for address, owner in a.l2_assignment.owners.items():
+            for address, owner in a.layer2.assignment.owners.items():
                 entry = entries[str(address)]
                 here = owner == "ncn-w001"
                 assert entry == {"address": str(address), "pool": "lab-l2", "owner": owner,
@@ -281,7 +281,7 @@ def test_layer2_addresses_never_reach_bgp_and_status_shows_who_answers() -> None
             assert not services[str(LOCAL)]["announced"]
             assert "layer2: answered by ncn-w002" in services[str(LOCAL)]["reason"]
 
-            a.responders[INTERFACE].counters.arp_answered = 4
+            a.layer2.responders[INTERFACE].counters.arp_answered = 4
             text = a.render_metrics().decode()
             owned = len(segment.answered("ncn-w001"))
             assert f"spinelb_layer2_owned {owned}.0" in text
@@ -304,11 +304,11 @@ def test_a_starting_speaker_holds_until_its_peers_are_up_or_the_hold_ends() -> N
         config = {**speaker_config("ncn-w001", 179), "peers": []}
         speaker = Speaker(parse_config(config),
                           responder_factory=lambda i: FakeResponder(i, MacAddress(bytes(6))))
-        speaker.layer2_hold = 0.3
+        speaker.layer2.hold = 0.3
         await speaker.start()
         try:
             speaker.service_decisions(decisions(), True)
-            responder = speaker.responders[INTERFACE]
+            responder = speaker.layer2.responders[INTERFACE]
             layer2 = speaker.status()["layer2"]
             assert layer2["holding"] and layer2["owned"] == 0
             assert responder.addresses == frozenset()
@@ -330,19 +330,19 @@ def test_reload_moves_the_pool_to_other_interfaces_and_ends_the_mesh() -> None:
         await speaker.start()
         try:
             speaker.service_decisions(decisions(), True)
-            responder = speaker.responders[INTERFACE]
+            responder = speaker.layer2.responders[INTERFACE]
             assert responder.addresses == frozenset(CLUSTER)  # alone: every Cluster address
             config["pools"][0]["interfaces"] = ["l2test1"]
             await speaker.apply(parse_config(config))
             speaker.service_decisions(decisions(), True)  # no source: decisions are fed again
-            assert responder.closed and set(speaker.responders) == {"l2test1"}
-            assert speaker.responders["l2test1"].addresses == frozenset(CLUSTER)
+            assert responder.closed and set(speaker.layer2.responders) == {"l2test1"}
+            assert speaker.layer2.responders["l2test1"].addresses == frozenset(CLUSTER)
 
             # the pool becomes bgp and the layer2 section goes: no responder, no BFD
             del config["layer2"]
             config["pools"][0] = {"name": "lab-l2", "addresses": ["10.102.10.224/27"]}
             await speaker.apply(parse_config(config))
-            assert speaker.responders == {} and speaker.status()["layer2"] is None
+            assert speaker.layer2.responders == {} and speaker.status()["layer2"] is None
             assert speaker.bfd is None or not speaker.bfd.sessions
         finally:
             await speaker.shutdown("test over")
@@ -395,15 +395,15 @@ def test_with_kubernetes_eligibility_is_the_node_status_once_synced(tmp_path: Pa
         source = SourceStub("ncn-w001")
         speaker.source = source  # type: ignore[assignment]
         try:
-            speaker.layer2_update()  # not synced: not eligible, no BFD, nothing answered
-            assert not speaker.node_eligible and not speaker._l2_peers
+            speaker.layer2.update()  # not synced: not eligible, no BFD, nothing answered
+            assert not speaker.layer2.eligible and not speaker.layer2.peers
             source.synced = True
             source.nodes["ncn-w001"] = NodeInfo("ncn-w001", ready=True, excluded=False)
-            speaker.layer2_update()
-            assert speaker.node_eligible and len(speaker._l2_peers) == 2
+            speaker.layer2.update()
+            assert speaker.layer2.eligible and len(speaker.layer2.peers) == 2
             source.nodes["ncn-w001"] = NodeInfo("ncn-w001", ready=True, excluded=True)
-            speaker.layer2_update()  # excluded: its sessions go (AdminDown)
-            assert not speaker.node_eligible and not speaker._l2_peers
+            speaker.layer2.update()  # excluded: its sessions go (AdminDown)
+            assert not speaker.layer2.eligible and not speaker.layer2.peers
             assert speaker.bfd is not None and not speaker.bfd.sessions
         finally:
             speaker.source = None

@@ -18,7 +18,7 @@ With a ``layer2`` section, the addresses of layer2 pools never reach a BGP
 table: the speakers on the segment run BFD with each other, every one computes
 the owner of each address over the live eligible nodes
 (:mod:`spinelb.l2.announcer`), and this node's responders answer ARP/NDP for
-what it owns (docs/layer2.md).
+what it owns: :class:`spinelb.speaker.layer2.Layer2Engine` (docs/layer2.md).
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, ip_network
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from spinelb import __version__
 from spinelb.bfd import BfdSettings, BfdTransport, State, StateChanged, diag_name
@@ -53,20 +53,15 @@ from spinelb.config import (
     family_name,
     load_config,
 )
-from spinelb.l2.announcer import Assignment, assign
-from spinelb.l2.packet import MacAddress
-from spinelb.l2.responder import L2Counters, Responder
+from spinelb.l2.responder import Responder
 from spinelb.speaker.api import (
     ApiServer,
-    Layer2AddressStatus,
-    Layer2InterfaceStatus,
-    Layer2PeerStatus,
-    Layer2Status,
     Query,
     ServiceAddressStatus,
     announced_status,
 )
 from spinelb.speaker.k8s_source import Decision, KubernetesSource, node_problems
+from spinelb.speaker.layer2 import LOGGED_ADDRESSES, Layer2Engine, ResponderFactory
 from spinelb.speaker.metrics import SpeakerMetrics
 
 log = logging.getLogger("spinelb.speaker")
@@ -75,10 +70,6 @@ SHUTDOWN_REASON = "spinelb speaker stopping"
 RESTART_REASON = "spinelb speaker restarting (graceful restart)"
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 RESYNC_TIMEOUT = 10.0  # seconds a resync waits for the Kubernetes lists
-#: Seconds a speaker whose layer2 BFD sessions just started waits for its peers to come Up
-#: before it takes addresses: a lost first packet is sent again after the 1 s slow rate.
-LAYER2_HOLD = 2.5
-LOGGED_ADDRESSES = 20  # a burst logs counts and the first few addresses, not all of them
 
 
 def session_settings(config: SpeakerConfig, peer: PeerConfig) -> fsm.SessionSettings:
@@ -188,11 +179,6 @@ def _settle() -> None:
     """
     gc.collect()
     gc.freeze()
-
-
-def _order(address: Address) -> tuple[int, Address]:
-    """IPv4 before IPv6, each in address order."""
-    return (address.version, address)
 
 
 def family_of(prefix: Prefix) -> Family:
@@ -318,27 +304,6 @@ class RouteTable:
         return PathAttributes(tuple(attrs), next_hop)
 
 
-class AddressResponder(Protocol):
-    """What the speaker needs of a :class:`spinelb.l2.Responder` (tests give a fake)."""
-
-    interface: str
-    mac: MacAddress
-    counters: L2Counters
-
-    @property
-    def addresses(self) -> frozenset[Address]: ...
-
-    def set_addresses(self, addresses: Iterable[Address]) -> None: ...
-
-    def announce(self, addresses: Iterable[Address] | None = None) -> None: ...
-
-    def close(self) -> None: ...
-
-
-#: Opens the responder of one interface (raises OSError without the interface or CAP_NET_RAW).
-ResponderFactory = Callable[[str], AddressResponder]
-
-
 class Speaker:
     def __init__(
         self,
@@ -363,25 +328,16 @@ class Speaker:
         self._restart_requested = False  # SIGUSR2: leave as a planned restart
         self.restarting = False  # this start follows a planned restart (R=1, F=1)
         self.table_complete = True  # False until a Kubernetes source's first sync
-        # Layer 2 (docs/layer2.md)
-        self.responder_factory = responder_factory
-        self.responders: dict[str, AddressResponder] = {}  # interface -> its responder
-        self.responder_errors: dict[str, str] = {}  # interface -> why it has no responder
-        self._l2_peers: dict[tuple[Address, Address], str] = {}  # (local, peer) -> node name
-        # Whether this node may answer layer2 addresses: its Node Ready and not excluded, once
-        # a Kubernetes source has synced (never before: it would be given addresses it cannot
-        # know yet); without a source, True (set_node_eligible changes it).
-        self.node_eligible = config.kubernetes is None
-        self.l2_assignment = Assignment(config.node_name, frozenset(), {})
-        self.l2_answering: frozenset[Address] = frozenset()  # owned, less what a hold keeps back
-        self.layer2_hold = LAYER2_HOLD
-        self._l2_hold_until: float | None = None
-        self._l2_hold_timer: asyncio.TimerHandle | None = None
-        self.l2_takeovers = 0
-        self.l2_released = 0
-        self._l2_stopped = False
-        self._l2_updating = False
-        self._l2_again = False
+        self.layer2 = Layer2Engine(  # docs/layer2.md
+            config=lambda: self.config,
+            decisions=lambda: self.decisions,
+            bfd=lambda: self.bfd,
+            start_bfd=self._bfd_transport,
+            bgp_bfd_paths=self._bfd_peers,
+            node_status=self._node_status,
+            metrics=self.metrics,
+            responder_factory=responder_factory,
+        )
 
     # --- running -------------------------------------------------------------
 
@@ -434,7 +390,7 @@ class Speaker:
                 self._add_bfd(peer)
         self.metrics.announcements(len(self.config.announcements))
         self._start_source()
-        self.layer2_update()
+        self.layer2.update()
 
     def stop(self) -> None:
         """Ask :meth:`run` to shut down (as SIGTERM does)."""
@@ -471,7 +427,7 @@ class Speaker:
             return
         log.info("planned restart", extra={"restart_time": gr.restart_time, "record": str(path)})
         await self._stop_source()
-        self._stop_layer2()
+        self.layer2.stop()
         await asyncio.gather(*(s.stop(RESTART_REASON, withdraw=False, notify=False)
                                for s in self.sessions.values()))
         await self._close_after_sessions()  # BFD after the connections: see the docstring
@@ -479,7 +435,7 @@ class Speaker:
     async def shutdown(self, reason: str) -> None:
         log.info("shutting down", extra={"reason": reason})
         await self._stop_source()
-        self._stop_layer2()  # first: the other speakers take our addresses over at once
+        self.layer2.stop()  # first: the other speakers take our addresses over at once
         await asyncio.gather(*(s.stop(reason) for s in self.sessions.values()))
         await self._close_after_sessions()  # after the Cease: AdminDown says it is planned
 
@@ -581,7 +537,7 @@ class Speaker:
         if self.listener is not None:
             self.listener.sessions = {s.target.address: s for s in self.sessions.values()}
         self.metrics.announcements(len(new.announcements))
-        self.layer2_update()  # the mesh, the pools' interfaces and the addresses, as now configured
+        self.layer2.update()  # the mesh, the pools' interfaces and the addresses, as now configured
         log.info("config reloaded", extra={"peers": len(new.peers),
                                            "announcements": len(new.announcements)})
 
@@ -676,11 +632,9 @@ class Speaker:
 
         BFD disabled, by the peer (it says AdminDown) or here (our session goes
         AdminDown), is not a failure (RFC 5882 3.2): the BGP session is left alone.
-        A layer2 peer's session goes to :meth:`_layer2_bfd_changed` instead.
+        A layer2 peer's session goes to :meth:`Layer2Engine.bfd_changed` instead.
         """
-        node = self._l2_peers.get((bfd.local_address, bfd.peer_address))
-        if node is not None:
-            self._layer2_bfd_changed(node, change)
+        if self.layer2.bfd_changed(bfd, change):
             return
         name = self._bfd_peers.get((bfd.local_address, bfd.peer_address))
         session = self.sessions.get(name) if name is not None else None
@@ -733,7 +687,7 @@ class Speaker:
             for session in self.sessions.values():
                 session.complete_table()  # End-of-RIB after the routes just queued
         self._count_service_addresses()
-        self.layer2_update()
+        self.layer2.update()
         if changed:
             up = sorted(str(a) for a, d in changed.items() if d is not None and d.announce)
             down = sorted(str(a) for a, d in changed.items() if d is None or not d.announce)
@@ -791,7 +745,7 @@ class Speaker:
             reason = decision.reason
             peers: list[str] = []
             if decision.mode == MODE_LAYER2:
-                chosen = self.l2_assignment.owners.get(address)
+                chosen = self.layer2.assignment.owners.get(address)
                 reason += (f"; layer2: answered by {chosen}" if chosen is not None
                            else "; layer2: no live eligible node answers it")
             elif decision.announce and route is None and decision.pool is not None:
@@ -812,296 +766,25 @@ class Speaker:
             })
         return entries
 
-    # --- Layer 2: who answers each layer2 address (docs/layer2.md) ----------------------
+    # --- Layer 2: the engine decides (docs/layer2.md); what it reads of the speaker --------
 
     def set_node_eligible(self, eligible: bool) -> None:
         """Without a Kubernetes source: whether this node may answer layer2 addresses.
 
         With a source, its Node status decides (Ready, not excluded) and this is overridden.
         """
-        self.node_eligible = eligible
-        self.layer2_update()
+        self.layer2.set_node_eligible(eligible)
 
-    def _own_eligibility(self) -> bool:
-        """This node may answer: its Node is Ready and not excluded (as decide() rules).
+    def _node_status(self) -> bool | None:
+        """Whether this node's Node is Ready and not excluded (as decide() rules).
 
-        Before a Kubernetes source has synced, the last answer stands (at start: False).
+        None, which leaves the engine's last answer standing, until a Kubernetes source has
+        synced, and without one.
         """
         source = self.source
-        if source is not None and source.synced:
-            self.node_eligible = not node_problems(source.node, source.nodes.get(source.node))
-        return self.node_eligible
-
-    def layer2_decisions(self) -> dict[Address, Decision]:
-        """The decisions of the addresses of layer2 pools (as configured now)."""
-        found: dict[Address, Decision] = {}
-        if not any(pool.layer2 for pool in self.config.pools):
-            return found  # without walking a BGP-only table on every change
-        for address, decision in self.decisions.items():
-            if decision.mode != MODE_LAYER2 or decision.pool is None:
-                continue
-            try:
-                if self.config.pool(decision.pool).layer2:
-                    found[address] = decision
-            except KeyError:  # a pool a reload removed: re-decided there
-                continue
-        return found
-
-    def live_layer2_peers(self) -> set[str]:
-        """The other speakers whose BFD session with us is Up (an AdminDown one is Down)."""
-        live = set()
-        for key, node in self._l2_peers.items():
-            found = self.bfd.session(*key) if self.bfd is not None else None
-            if found is not None and found.state is State.UP:
-                live.add(node)
-        return live
-
-    def layer2_update(self) -> None:
-        """Recompute the owners and give each responder this node's share of the addresses.
-
-        Runs whenever the decisions, a layer2 peer's BFD state, this node's
-        eligibility or the config change.  A node that is not eligible takes its
-        layer2 BFD sessions AdminDown (they are removed, saying so), so the others
-        drop it without waiting for Kubernetes, and answers nothing.
-        """
-        if self._l2_stopped:
-            return
-        if self._l2_updating:  # a BFD change while the sessions are being set up
-            self._l2_again = True
-            return
-        self._l2_updating = True
-        try:
-            self._l2_again = True
-            while self._l2_again:
-                self._l2_again = False
-                self._layer2_update_once()
-        finally:
-            self._l2_updating = False
-
-    def _layer2_update_once(self) -> None:
-        eligible = self.config.layer2 is not None and self._own_eligibility()
-        self._sync_layer2_bfd(eligible)
-        decisions = self.layer2_decisions()
-        live = self.live_layer2_peers()
-        self.l2_assignment = assign({a: d.nodes for a, d in decisions.items()},
-                                    self.config.node_name, eligible, live)
-        owned = self.l2_assignment.owned
-        before = self.l2_answering
-        if self._layer2_holding(live):  # our view is not whole yet: take nothing new
-            owned &= before
-        self.l2_answering = owned
-        taken, given = owned - before, before - owned
-        self.l2_takeovers += len(taken)
-        self.l2_released += len(given)
-        self.metrics.layer2_owned(len(owned), len(taken))
-        if taken or given:
-            log.info("layer2 addresses moved", extra={
-                "taken": len(taken), "released": len(given), "answering": len(owned),
-                "live": " ".join(sorted(self.l2_assignment.live)),
-                "addresses": " ".join([*(str(a) for a in sorted(taken, key=_order)),
-                                       *(f"-{a}" for a in sorted(given, key=_order))]
-                                      [:LOGGED_ADDRESSES]),
-            })
-        self._sync_responders(decisions, owned)
-
-    def _layer2_holding(self, live: set[str]) -> bool:
-        """Whether BFD sessions started lately may still come Up (then we take nothing new).
-
-        A speaker that has just started (or become eligible again) sees no peer
-        live yet and would own, and announce, every address, pulling the clients'
-        caches away from the real owners.  So it waits until every layer2 peer is
-        Up, or for ``layer2_hold`` seconds after its last session started (a peer
-        that is not Up by then is taken for dead).
-        """
-        layer2 = self.config.layer2
-        if self._l2_hold_until is None or layer2 is None:
-            return False
-        loop = asyncio.get_running_loop()
-        if loop.time() >= self._l2_hold_until or {p.node for p in layer2.peers} <= live:
-            self._l2_hold_until = None
-            if self._l2_hold_timer is not None:
-                self._l2_hold_timer.cancel()
-                self._l2_hold_timer = None
-            return False
-        return True
-
-    def _hold_layer2(self) -> None:
-        """A layer2 BFD session has started: hold (see :meth:`_layer2_holding`), then decide."""
-        loop = asyncio.get_running_loop()
-        self._l2_hold_until = loop.time() + self.layer2_hold
-        if self._l2_hold_timer is not None:
-            self._l2_hold_timer.cancel()
-        self._l2_hold_timer = loop.call_at(self._l2_hold_until, self.layer2_update)
-
-    def _sync_layer2_bfd(self, eligible: bool) -> None:
-        """One BFD session per layer2 peer while this node is eligible; none (AdminDown) else."""
-        layer2 = self.config.layer2
-        wanted: dict[tuple[Address, Address], str] = {}
-        if layer2 is not None and eligible:
-            wanted = {(layer2.source_address, p.address): p.node for p in layer2.peers}
-        for key, node in list(self._l2_peers.items()):
-            if key not in wanted:
-                del self._l2_peers[key]  # first: its AdminDown is not taken for news
-                found = self.bfd.session(*key) if self.bfd is not None else None
-                if self.bfd is not None and found is not None:
-                    self.bfd.remove_session(found)  # says AdminDown
-                self.metrics.layer2_peer(node, None)
-        if layer2 is None or not wanted:
-            return
-        settings = BfdSettings(min_tx_ms=layer2.bfd.min_tx_ms, min_rx_ms=layer2.bfd.min_rx_ms,
-                               multiplier=layer2.bfd.multiplier)
-        for key, node in wanted.items():
-            found = self.bfd.session(*key) if self.bfd is not None else None
-            if key in self._l2_peers and found is not None:  # running: new timers poll in
-                self._l2_peers[key] = node
-                if self.bfd is not None and found.settings != settings:
-                    self.bfd.reconfigure(found, settings)
-                continue
-            if key in self._bfd_peers:
-                log.error("layer2 peer has the addresses of a BGP peer's BFD session; skipped",
-                          extra={"node": node, "address": str(key[1])})
-                continue
-            self._l2_peers[key] = node
-            try:
-                self._bfd_transport().add_session(*key, settings)
-            except OSError as err:  # our source address is not (yet) on this host
-                del self._l2_peers[key]
-                log.error("cannot start BFD with a layer2 peer; retried at the next change",
-                          extra={"node": node, "address": str(key[1]),
-                                 "error": err.strerror or str(err)})
-                continue
-            self.metrics.layer2_peer(node, False)
-            self._hold_layer2()
-
-    def _layer2_bfd_changed(self, node: str, change: StateChanged) -> None:
-        """A layer2 peer came Up (it may answer) or left Up (its addresses move at once)."""
-        log.info("layer2 peer bfd state", extra={"node": node, "old": change.old.label,
-                                                 "new": change.new.label,
-                                                 "diag": diag_name(change.diag)})
-        self.metrics.layer2_peer(node, change.new is State.UP)
-        if State.UP in (change.old, change.new):
-            self.layer2_update()
-        if change.new is State.UP:
-            # A peer is back: while we could not see it (our link, or its, was down) it may have
-            # taken addresses we kept answering in our own view. Announce ours again, or clients
-            # would stay with its MAC for as long as their traffic keeps the entry fresh.
-            for responder in self.responders.values():
-                responder.announce()
-
-    def _sync_responders(self, decisions: Mapping[Address, Decision], owned: frozenset[Address]
-                         ) -> None:
-        """A responder per interface of a layer2 pool, answering the owned addresses of its pools."""
-        wanted: dict[str, set[Address]] = {}
-        for pool in self.config.pools:
-            if pool.layer2:
-                for interface in pool.interfaces:
-                    wanted.setdefault(interface, set())
-        for address in owned:
-            pool_name = decisions[address].pool
-            assert pool_name is not None  # layer2_decisions keeps only addresses in a pool
-            for interface in self.config.pool(pool_name).interfaces:
-                wanted[interface].add(address)
-        for interface in list(self.responders.keys() - wanted.keys()):
-            self._close_responder(interface)
-        for interface in self.responder_errors.keys() - wanted.keys():
-            del self.responder_errors[interface]
-        for interface, addresses in wanted.items():
-            responder = self.responders.get(interface)
-            if responder is None:
-                responder = self._open_responder(interface)
-                if responder is None:
-                    continue
-            if responder.addresses != addresses:
-                responder.set_addresses(addresses)  # new ones are announced (gratuitous ARP/NA)
-
-    def _open_responder(self, interface: str) -> AddressResponder | None:
-        try:
-            responder = self.responder_factory(interface)
-        except (OSError, ValueError) as err:  # no such interface, no CAP_NET_RAW, not Ethernet
-            error = str(err) if isinstance(err, ValueError) else (err.strerror or str(err))
-            if self.responder_errors.get(interface) != error:
-                log.error("cannot answer ARP/NDP on this interface; retried at the next change",
-                          extra={"interface": interface, "error": error})
-            self.responder_errors[interface] = error
+        if source is None or not source.synced:
             return None
-        self.responder_errors.pop(interface, None)
-        self.responders[interface] = responder
-        log.info("layer2 responder open", extra={"interface": interface, "mac": str(responder.mac)})
-        return responder
-
-    def _close_responder(self, interface: str) -> None:
-        responder = self.responders.pop(interface)
-        self.metrics.layer2_requests_answered(interface, responder.counters.requests_answered)
-        self.metrics.layer2_interface_closed(interface)
-        responder.close()
-
-    def _stop_layer2(self) -> None:
-        """Stop answering, and tell the other speakers (BFD AdminDown): they take over at once."""
-        self._l2_stopped = True
-        if self._l2_hold_timer is not None:
-            self._l2_hold_timer.cancel()
-            self._l2_hold_timer = None
-        for interface in list(self.responders):
-            self._close_responder(interface)
-        self._sync_layer2_bfd(False)
-
-    def layer2_status(self) -> Layer2Status | None:
-        """The ``layer2`` section of the status: owners, this node's answers, peers, counters."""
-        layer2 = self.config.layer2
-        if layer2 is None:
-            return None
-        decisions = self.layer2_decisions()
-        owners = self.l2_assignment.owners
-        addresses: list[Layer2AddressStatus] = []
-        for address in sorted(decisions, key=_order):
-            pool = decisions[address].pool
-            assert pool is not None
-            here = [i for i in self.config.pool(pool).interfaces
-                    if (r := self.responders.get(i)) is not None and address in r.addresses]
-            addresses.append({
-                "address": str(address),
-                "pool": pool,
-                "owner": owners.get(address),
-                "answered_here": bool(here),
-                "mac": str(self.responders[here[0]].mac) if here else None,
-                "interfaces": here,
-            })
-        peers: list[Layer2PeerStatus] = []
-        for peer in layer2.peers:
-            key = (layer2.source_address, peer.address)
-            found = self.bfd.session(*key) if key in self._l2_peers and self.bfd else None
-            peers.append({
-                "node": peer.node,
-                "address": str(peer.address),
-                "bfd": found.state.label if found is not None else State.ADMIN_DOWN.label,
-                "live": found is not None and found.state is State.UP,
-            })
-        interfaces: list[Layer2InterfaceStatus] = []
-        for interface in sorted(self.responders.keys() | self.responder_errors.keys()):
-            responder = self.responders.get(interface)
-            counters = responder.counters if responder is not None else L2Counters()
-            interfaces.append({
-                "interface": interface,
-                "mac": str(responder.mac) if responder is not None else None,
-                "error": self.responder_errors.get(interface),
-                "addresses": len(responder.addresses) if responder is not None else 0,
-                "received": counters.received,
-                "requests_answered": counters.requests_answered,
-                "announcements_sent": counters.announcements_sent,
-                "send_errors": counters.send_errors,
-            })
-        return {
-            "eligible": self.node_eligible,
-            "source_address": str(layer2.source_address),
-            "live": sorted(self.l2_assignment.live),
-            "addresses": addresses,
-            "peers": peers,
-            "interfaces": interfaces,
-            "holding": self._l2_hold_until is not None,
-            "owned": len(self.l2_answering),
-            "takeovers": self.l2_takeovers,
-            "released": self.l2_released,
-        }
+        return not node_problems(source.node, source.nodes.get(source.node))
 
     # --- resynchronising (POST /resync) -------------------------------------------------
 
@@ -1219,7 +902,7 @@ class Speaker:
             "withdrawn": sorted(str(p) for p in self.withdrawn),
             "kubernetes": None if self.source is None else self.source.status(),
             "services": self.services_status(),
-            "layer2": self.layer2_status(),
+            "layer2": self.layer2.status(),
         }
 
     def render_metrics(self) -> bytes:
@@ -1229,7 +912,6 @@ class Speaker:
             self.metrics.received(name, status["received"])
         if self.source is not None:
             self.metrics.kubernetes_connected(self.source.connected)
-        for interface, responder in self.responders.items():
-            self.metrics.layer2_requests_answered(interface, responder.counters.requests_answered)
+        self.layer2.count_requests()
         return self.metrics.render()
 
