@@ -50,6 +50,9 @@ SHARED_LAB_MODULES = {
 }
 #: Interop modules whose tests are independent of each other, each one long: spread one by one.
 SPREAD_BY_TEST = {"test_molecule"}
+#: Unit modules whose speakers run BFD on loopback: BFD's port is fixed (3784, RFC 5881), so
+#: two of them at once in the two workers would collide on 127.0.0.x:3784. One unit, in order.
+LOOPBACK_BFD_MODULES = {"test_graceful_restart", "test_speaker_bfd", "test_speaker_layer2"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -75,11 +78,12 @@ def work_unit(nodeid: str) -> str:
 
     Every module sharing the converged lab is one unit (the lab is built once, by that
     worker); any other interop module is a unit (its tests share module fixtures, and some
-    depend on their order), except those in ``SPREAD_BY_TEST``; unit tests go one by one.
+    depend on their order), except those in ``SPREAD_BY_TEST``; unit tests go one by one, but
+    those running BFD on loopback (``LOOPBACK_BFD_MODULES``) are one unit.
     """
     path = nodeid.split("::", 1)[0]
     if not path.startswith("tests/interop/"):
-        return nodeid
+        return "BFD on loopback" if Path(path).stem in LOOPBACK_BFD_MODULES else nodeid
     module = Path(path).stem
     if module in SHARED_LAB_MODULES:
         return "shared converged lab"
