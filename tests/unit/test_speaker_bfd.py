@@ -11,7 +11,9 @@ RFC 5882 3.2) leaves the BGP session alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from test_speaker_k8s import Spine
@@ -42,14 +44,25 @@ def pair(port: int, bfd: dict[str, int]) -> tuple[dict[str, Any], dict[str, Any]
     return announcer, spine
 
 
+@contextlib.asynccontextmanager
+async def running(announcer: dict[str, Any], receiver: dict[str, Any]
+                  ) -> AsyncIterator[tuple[Speaker, Spine]]:
+    """The announcing speaker and the spine, started (spine first), shut down afterwards."""
+    speaker, spine = Speaker(parse_config(announcer)), Spine(parse_config(receiver))
+    await spine.start()
+    await speaker.start()
+    try:
+        yield speaker, spine
+    finally:
+        await speaker.shutdown("test over")
+        await spine.shutdown("test over")
+
+
 def test_bfd_gates_the_session_and_its_failure_tears_bgp_down_at_once() -> None:
     async def scenario() -> None:
         announcer, receiver = pair(free_port(), BFD)
-        speaker, spine = Speaker(parse_config(announcer)), Spine(parse_config(receiver))
-        await spine.start()
-        await speaker.start()
-        session = speaker.sessions["spine"]
-        try:
+        async with running(announcer, receiver) as (speaker, spine):
+            session = speaker.sessions["spine"]
             await wait_for(lambda: len(spine.routes) == 3)
             assert speaker.bfd_state("spine") == "Up"
             assert speaker.status()["peers"][0]["bfd"] == "Up"
@@ -74,9 +87,6 @@ def test_bfd_gates_the_session_and_its_failure_tears_bgp_down_at_once() -> None:
             spine._add_bfd(spine.config.peers[0])
             await wait_for(lambda: session.state is State.ESTABLISHED, timeout=10)
             await wait_for(lambda: len(spine.routes) == 3)
-        finally:
-            await speaker.shutdown("test over")
-            await spine.shutdown("test over")
 
     asyncio.run(scenario())
 
@@ -84,11 +94,8 @@ def test_bfd_gates_the_session_and_its_failure_tears_bgp_down_at_once() -> None:
 def test_a_peer_disabling_bfd_with_admin_down_leaves_bgp_up() -> None:
     async def scenario() -> None:
         announcer, receiver = pair(free_port(), BFD)
-        speaker, spine = Speaker(parse_config(announcer)), Spine(parse_config(receiver))
-        await spine.start()
-        await speaker.start()
-        session = speaker.sessions["spine"]
-        try:
+        async with running(announcer, receiver) as (speaker, spine):
+            session = speaker.sessions["spine"]
             await wait_for(lambda: session.state is State.ESTABLISHED, timeout=10)
             established = session.established_at
             assert spine.bfd is not None
@@ -98,9 +105,6 @@ def test_a_peer_disabling_bfd_with_admin_down_leaves_bgp_up() -> None:
             await asyncio.sleep(0.3)  # two detection times: a teardown would have happened
             assert session.state is State.ESTABLISHED
             assert session.established_at == established
-        finally:
-            await speaker.shutdown("test over")
-            await spine.shutdown("test over")
 
     asyncio.run(scenario())
 
@@ -121,11 +125,8 @@ def test_a_reload_changes_bfd_without_restarting_the_bgp_session() -> None:
     a session BFD had torn down comes back once a reload turns BFD off."""
     async def scenario() -> None:
         announcer, receiver = pair(free_port(), BFD)
-        speaker, spine = Speaker(parse_config(announcer)), Spine(parse_config(receiver))
-        await spine.start()
-        await speaker.start()
-        session = speaker.sessions["spine"]
-        try:
+        async with running(announcer, receiver) as (speaker, spine):
+            session = speaker.sessions["spine"]
             await wait_for(lambda: session.state is State.ESTABLISHED, timeout=10)
             established = session.established_at
             slower = {"min_tx_ms": 100, "min_rx_ms": 100, "multiplier": 4}
@@ -158,8 +159,5 @@ def test_a_reload_changes_bfd_without_restarting_the_bgp_session() -> None:
             await speaker.apply(parse_config(announcer))
             await wait_for(lambda: session.state is State.ESTABLISHED, timeout=10)
             await wait_for(lambda: len(spine.routes) == 3)
-        finally:
-            await speaker.shutdown("test over")
-            await spine.shutdown("test over")
 
     asyncio.run(scenario())
